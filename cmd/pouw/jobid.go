@@ -9,6 +9,8 @@ import (
 	"github.com/pouwfarm/pouwfarm/pouw"
 )
 
+func init() { commands = append(commands, newJobIDCmd) }
+
 func newJobIDCmd() *cobra.Command {
 	var intent, traceHash, tier string
 	var seq uint64

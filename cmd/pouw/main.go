@@ -51,10 +51,12 @@ Flags have environment twins (POUW_STORE, POUW_TOKEN, POUW_COORDINATOR, ...).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	// Each area adds its commands here; keep one line per constructor.
-	root.AddCommand(
-		newVersionCmd(),
-		newJobIDCmd(),
-	)
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd())
+	}
 	return root
 }
+
+// commands holds the constructors of the subcommands. Each area's file adds
+// its own in an init function, so areas never edit a shared list.
+var commands []func() *cobra.Command
