@@ -171,3 +171,9 @@ func EvalPolyExtAtExt(c []Ext, z Ext) Ext {
 	}
 	return r
 }
+
+// BatchInvert returns the inverses of v (zeros stay zero).
+func BatchInvert(v []Base) []Base { return goldilocks.BatchInvert(v) }
+
+// BatchInvertExt returns the inverses of v (zeros stay zero).
+func BatchInvertExt(v []Ext) []Ext { return extensions.BatchInvertE2(v) }
