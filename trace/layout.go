@@ -15,11 +15,11 @@ const (
 	// two groups of four, hi (index div 4) and lo (index mod 4); register
 	// i = 4j+k is selected by hi_j·lo_k.
 	ColDHi0 = ColFlag0 + 11 // rd hi one-hot, 4 columns (after the 11 flags)
-	ColDLo0 = ColDHi0 + 4                // rd lo one-hot
-	ColAHi0 = ColDLo0 + 4                // ra hi one-hot
-	ColALo0 = ColAHi0 + 4                // ra lo one-hot
-	ColBHi0 = ColALo0 + 4                // rb hi one-hot
-	ColBLo0 = ColBHi0 + 4                // rb lo one-hot
+	ColDLo0 = ColDHi0 + 4   // rd lo one-hot
+	ColAHi0 = ColDLo0 + 4   // ra hi one-hot
+	ColALo0 = ColAHi0 + 4   // ra lo one-hot
+	ColBHi0 = ColALo0 + 4   // rb hi one-hot
+	ColBLo0 = ColBHi0 + 4   // rb lo one-hot
 
 	ColImm = ColBLo0 + 4 // immediate or jump target
 	ColVA  = ColImm + 1  // value of register ra
