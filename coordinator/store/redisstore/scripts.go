@@ -1,0 +1,674 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// Every script gets KEYS[1] = the deployment's key base "{prefix}:" and
+// ARGV[1..7] = the store's configuration (see Store.cfg); its own arguments
+// start at ARGV[8]. Every key is built from KEYS[1], so all of them live in
+// one hash slot (Redis Cluster runs the script on that slot's node).
+//
+// Rules the scripts follow:
+//   - Validate everything, then write: Redis does not roll a script back,
+//     so an error reply must come before the first write.
+//   - Lua numbers are doubles. Amounts, times and sequence numbers stay
+//     below 2^53 (checked), are passed to Redis as strings made with
+//     istr (string.format %d: tostring would print %.14g and lose digits),
+//     and never go through cjson, which prints numbers with 14 digits.
+//   - Errors are replies "POUW_<CODE> message"; store.go maps the code to
+//     the sentinel error.
+const prelude = `
+local K = KEYS[1]
+local MAXEV = ARGV[1]
+local LEASE = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
+local RETAIN = ARGV[5]
+local DEDUP = ARGV[6]
+local MAXSCAN = tonumber(ARGV[7])
+local MAXAMT = 9007199254740991
+
+local function istr(n) return string.format('%d', n) end
+local function hex16(n) return string.format('%016x', n) end
+local function jkey(id) return K .. 'job:' .. id end
+local function hkey(id) return K .. 'hist:' .. id end
+
+-- The store's clock: Redis TIME plus the test-only offset (absent in
+-- production). Tests may also freeze the base time, so that a test reads
+-- the same millisecond as the script that ran before it.
+local function now_ms()
+  local v = redis.call('MGET', K .. 'test:clock_offset_ms', K .. 'test:clock_frozen_ms')
+  local base = tonumber(v[2])
+  if not base then
+    local t = redis.call('TIME')
+    base = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return base + (tonumber(v[1]) or 0)
+end
+
+-- expired reports whether a completed job's detail is past retention by
+-- the store's clock (its keys also carry a TTL, which Redis applies by its
+-- own clock; in production the two agree).
+local function expired(jk, now)
+  local f = redis.call('HMGET', jk, 'state', 'rexp')
+  return f[1] == 'completed' and f[2] and now >= tonumber(f[2])
+end
+
+local function emit(typ, now, f)
+  local id = redis.call('INCR', K .. 'evseq')
+  local args = {'XADD', K .. 'events', 'MAXLEN', MAXEV, istr(id) .. '-0', 't', typ, 'a', istr(now)}
+  for i = 1, #f do args[#args + 1] = f[i] end
+  redis.call(unpack(args))
+  return id
+end
+
+local function jev(typ, now, id, tier, state, att, prover, amount, reason)
+  local f = {'j', id, 'ti', tier, 's', state}
+  if att and tonumber(att) > 0 then f[#f + 1] = 'n'; f[#f + 1] = istr(tonumber(att)) end
+  if prover and prover ~= '' then f[#f + 1] = 'p'; f[#f + 1] = prover end
+  if amount and tonumber(amount) > 0 then f[#f + 1] = 'm'; f[#f + 1] = istr(tonumber(amount)) end
+  if reason and reason ~= '' then f[#f + 1] = 'r'; f[#f + 1] = reason end
+  return emit(typ, now, f)
+end
+
+local function cnt(tier, from, to)
+  if from then redis.call('HINCRBY', K .. 'counts', tier .. ':' .. from, -1) end
+  if to then redis.call('HINCRBY', K .. 'counts', tier .. ':' .. to, 1) end
+end
+
+local function pend_add(id, tier, backend, pm, seq)
+  redis.call('ZADD', K .. 'pend:' .. tier .. ':' .. backend, 0, pm)
+  redis.call('ZADD', K .. 'pseq:' .. tier, seq, id)
+end
+
+local function pend_rem(id, tier, backend, pm)
+  redis.call('ZREM', K .. 'pend:' .. tier .. ':' .. backend, pm)
+  redis.call('ZREM', K .. 'pseq:' .. tier, id)
+end
+
+local function pool_move(from, to, amount)
+  if amount > 0 then
+    redis.call('HINCRBY', K .. 'pool', from, istr(-amount))
+    redis.call('HINCRBY', K .. 'pool', to, istr(amount))
+  end
+end
+
+local function seen(prover, now)
+  if prover and prover ~= '' then
+    redis.call('HSET', K .. 'pstats:' .. prover, 'seen', istr(now))
+  end
+end
+
+local function end_attempt(id, now, outcome, reason)
+  local hk = hkey(id)
+  local raw = redis.call('LINDEX', hk, -1)
+  if not raw then return end
+  local a = cjson.decode(raw)
+  a.e = istr(now)
+  a.o = outcome
+  if reason and reason ~= '' then a.r = reason end
+  redis.call('LSET', hk, -1, cjson.encode(a))
+end
+
+-- kill moves a job (and, transitively, every job waiting on it) to the
+-- dead-letter queue and returns its reservation to the pool.
+local function kill(id0, reason0, now)
+  local stack = {{id0, reason0}}
+  while #stack > 0 do
+    local top = table.remove(stack)
+    local id, reason = top[1], top[2]
+    local jk = jkey(id)
+    local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'pm', 'reward', 'att')
+    local st = f[1]
+    if st == 'pending' or st == 'waiting' or st == 'leased' then
+      local tier = f[2]
+      if st == 'pending' then pend_rem(id, tier, f[3], f[4])
+      elseif st == 'waiting' then redis.call('ZREM', K .. 'wait', id)
+      else redis.call('ZREM', K .. 'leases', id) end
+      local r = tonumber(f[5])
+      pool_move('res', 'avail', r)
+      redis.call('HSET', jk, 'state', 'dead', 'dreason', reason, 'lexp', '0')
+      redis.call('HDEL', jk, 'prover', 'lh', 'lclaim')
+      cnt(tier, st, 'dead')
+      local ev = jev('job.dead', now, id, tier, 'dead', f[6], '', r, reason)
+      redis.call('ZADD', K .. 'dead:' .. tier, ev, id)
+      local rd = K .. 'rdeps:' .. id
+      local deps = redis.call('SMEMBERS', rd)
+      for i = 1, #deps do stack[#stack + 1] = {deps[i], 'dependency ' .. id .. ' is dead'} end
+      redis.call('DEL', rd)
+    end
+  end
+end
+
+-- ready makes pending every waiting job whose last dependency was id.
+local function ready(id, now)
+  local rd = K .. 'rdeps:' .. id
+  local deps = redis.call('SMEMBERS', rd)
+  for i = 1, #deps do
+    local d = deps[i]
+    local dk = jkey(d)
+    local f = redis.call('HMGET', dk, 'state', 'tier', 'backend', 'pm', 'seq', 'att')
+    if f[1] == 'waiting' then
+      local n = redis.call('HINCRBY', dk, 'waitn', -1)
+      if n <= 0 then
+        redis.call('ZREM', K .. 'wait', d)
+        redis.call('HSET', dk, 'state', 'pending')
+        redis.call('HDEL', dk, 'waitn')
+        pend_add(d, f[2], f[3], f[4], f[5])
+        cnt(f[2], 'waiting', 'pending')
+        jev('job.ready', now, d, f[2], 'pending', f[6])
+      end
+    end
+  end
+  redis.call('DEL', rd)
+end
+
+-- fail_leased ends the current lease of a leased job as a failure.
+local function fail_leased(id, outcome, reason, now)
+  local jk = jkey(id)
+  local f = redis.call('HMGET', jk, 'tier', 'backend', 'pm', 'seq', 'maxr', 'dl', 'prover')
+  local att = redis.call('HINCRBY', jk, 'att', 1)
+  end_attempt(id, now, outcome, reason)
+  redis.call('ZREM', K .. 'leases', id)
+  local prover = f[7] or ''
+  if prover ~= '' then
+    redis.call('HINCRBY', K .. 'pstats:' .. prover, 'failed', 1)
+    seen(prover, now)
+  end
+  local why = outcome
+  if reason and reason ~= '' then why = outcome .. ': ' .. reason end
+  local dead = nil
+  if att >= tonumber(f[5]) then
+    dead = 'max_retries reached (' .. istr(att) .. ' failed attempts), last ' .. why
+  elseif now >= tonumber(f[6]) then
+    dead = 'deadline passed, last ' .. why
+  end
+  -- One event for the failure, then one for the move to dead letter.
+  local after = 'pending'
+  if dead then after = 'dead' end
+  jev('job.' .. outcome, now, id, f[1], after, att, prover, 0, reason)
+  if dead then
+    kill(id, dead, now)
+  else
+    redis.call('HSET', jk, 'state', 'pending', 'lexp', '0')
+    redis.call('HDEL', jk, 'prover', 'lh', 'lclaim')
+    pend_add(id, f[1], f[2], f[3], f[4])
+    cnt(f[1], 'leased', 'pending')
+  end
+end
+
+-- check_lease returns an error reply string when (id, prover, lease hash)
+-- is not the job's current, unexpired lease.
+local function check_lease(id, prover, lh, now)
+  local f = redis.call('HMGET', jkey(id), 'state', 'lh', 'prover', 'lexp')
+  if not f[1] then return 'POUW_NOTFOUND job ' .. id .. ' not found' end
+  if f[1] == 'leased' and f[2] == lh then
+    if f[3] ~= prover then return 'POUW_NOTHOLDER job ' .. id .. ' is leased to another prover' end
+    if now >= tonumber(f[4]) then
+      return 'POUW_LEASELOST job ' .. id .. ': the lease expired at ' .. f[4] .. ' (now ' .. istr(now) .. ')'
+    end
+    return nil
+  end
+  if f[1] == 'leased' and now < tonumber(f[4]) and f[3] ~= prover then
+    -- A prover that never held this job is not one whose lease was lost.
+    local held = false
+    local hs = redis.call('LRANGE', hkey(id), 0, -1)
+    for i = 1, #hs do
+      if cjson.decode(hs[i]).p == prover then held = true; break end
+    end
+    if not held then return 'POUW_NOTHOLDER job ' .. id .. ' is leased to another prover' end
+  end
+  return 'POUW_LEASELOST job ' .. id .. ': the token is not its current lease (job is ' .. f[1] .. ')'
+
+end
+`
+
+// ARGV: dedupkey tier intent trace tref tb backend fee reward dl maxr
+// dlhex rinvhex tbhex ndeps deps... base ncand ids...
+//
+// The job id needs created_seq and BLAKE3, which Lua lacks, so the caller
+// derives the ids for created_seq base+1 .. base+ncand and the script uses
+// the one for the next value of the counter; when the counter is outside
+// that window it writes nothing and answers {2, current} so the caller can
+// try again. A refused or deduplicated enqueue consumes no created_seq.
+const luaEnqueue = `
+local now = now_ms()
+local ddk = K .. 'dd:' .. ARGV[8]
+local tier, intent, trace, tref, tb, backend = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local fee, reward, dl, maxr = ARGV[15], ARGV[16], ARGV[17], ARGV[18]
+local dlhex, rinvhex, tbhex = ARGV[19], ARGV[20], ARGV[21]
+local nd = tonumber(ARGV[22])
+local at = 23 + nd
+local base, ncand = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+local dd = redis.call('GET', ddk)
+if dd then
+  local existing, until_ms = string.match(dd, '^(%x+)|(%d+)$')
+  if existing and now < tonumber(until_ms) then
+    local ek = jkey(existing)
+    if expired(ek, now) then return {0, existing, {}} end
+    return {0, existing, redis.call('HGETALL', ek)}
+  end
+end
+if tonumber(dl) <= now then
+  return redis.error_reply('POUW_INVALID deadline_ms ' .. dl .. ' is not after the store clock ' .. istr(now))
+end
+local deps, waitfor = {}, {}
+for i = 1, nd do
+  local d = ARGV[22 + i]
+  local st = redis.call('HGET', jkey(d), 'state')
+  if not st then return redis.error_reply('POUW_NOTFOUND dependency ' .. d .. ' not found') end
+  if st == 'dead' then return redis.error_reply('POUW_CONFLICT dependency ' .. d .. ' is dead') end
+  deps[#deps + 1] = d
+  if st ~= 'completed' then waitfor[#waitfor + 1] = d end
+end
+local r = tonumber(reward)
+local avail = tonumber(redis.call('HGET', K .. 'pool', 'avail') or '0')
+if avail < r then
+  return redis.error_reply('POUW_FUNDS the pool has ' .. istr(avail) .. ' available, reward_budget is ' .. reward)
+end
+local cur = tonumber(redis.call('GET', K .. 'seq') or '0')
+local idx = cur + 1 - base
+if idx < 1 or idx > ncand then return {2, istr(cur)} end
+local id = ARGV[at + 1 + idx]
+local jk = jkey(id)
+if redis.call('EXISTS', jk) == 1 then
+  return redis.error_reply('POUW_CONFLICT job id ' .. id .. ' exists already')
+end
+local seq = istr(redis.call('INCR', K .. 'seq'))
+local pm = dlhex .. rinvhex .. hex16(tonumber(seq)) .. tbhex .. id
+local state = 'pending'
+if #waitfor > 0 then state = 'waiting' end
+redis.call('HSET', jk, 'id', id, 'tier', tier, 'intent', intent, 'trace', trace, 'tref', tref, 'tb', tb,
+  'backend', backend, 'fee', fee, 'reward', reward, 'cat', istr(now), 'seq', seq, 'lexp', '0', 'dl', dl,
+  'maxr', maxr, 'att', '0', 'state', state, 'pm', pm)
+if #deps > 0 then redis.call('HSET', jk, 'deps', table.concat(deps, ',')) end
+if #waitfor > 0 then
+  redis.call('HSET', jk, 'waitn', istr(#waitfor))
+  for i = 1, #waitfor do redis.call('SADD', K .. 'rdeps:' .. waitfor[i], id) end
+  redis.call('ZADD', K .. 'wait', dl, id)
+else
+  pend_add(id, tier, backend, pm, seq)
+end
+redis.call('SET', ddk, id .. '|' .. istr(now + tonumber(DEDUP)), 'PX', DEDUP)
+pool_move('avail', 'res', r)
+redis.call('SADD', K .. 'backends', backend)
+cnt(tier, nil, state)
+jev('job.created', now, id, tier, state, 0, '', r, '')
+return {1, id, redis.call('HGETALL', jk)}
+`
+
+// ARGV: prover leasehash leaseid rewardthreshold tbthreshold ntiers tiers... nbackends backends...
+// A pending member is deadline(16 hex) rinv(14) seq(16) trace_bytes(16)
+// job_id(32): fixed width, so byte order is claim order and the filters are
+// string comparisons.
+const luaClaim = `
+local now = now_ms()
+local prover, lh, lid, rthr, tbthr = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local nt = tonumber(ARGV[13])
+local tiers = {}
+for i = 1, nt do tiers[i] = ARGV[13 + i] end
+local nb = tonumber(ARGV[14 + nt])
+local backends = {}
+for i = 1, nb do backends[i] = ARGV[14 + nt + i] end
+if redis.call('EXISTS', K .. 'prover:' .. prover) == 0 then
+  return redis.error_reply('POUW_NOTFOUND prover ' .. prover .. ' is not registered')
+end
+-- Only jobs whose deadline is still ahead: deadline >= now + 1.
+local from = '[' .. hex16(now + 1)
+local budget = MAXSCAN
+for ti = 1, nt do
+  local t = tiers[ti]
+  local best, bestkey = nil, nil
+  for bi = 1, nb do
+    local key = K .. 'pend:' .. t .. ':' .. backends[bi]
+    local off, found = 0, nil
+    while budget > 0 and not found do
+      local n = math.min(budget, 32)
+      local ms = redis.call('ZRANGEBYLEX', key, from, '+', 'LIMIT', off, n)
+      for i = 1, #ms do
+        budget = budget - 1
+        local m = ms[i]
+        if (rthr == '' or string.sub(m, 17, 30) <= rthr) and (tbthr == '' or string.sub(m, 47, 62) <= tbthr) then
+          found = m
+          break
+        end
+      end
+      if #ms < n then break end
+      off = off + n
+    end
+    if found and (best == nil or found < best) then best, bestkey = found, key end
+  end
+  if best then
+    local id = string.sub(best, 63)
+    local jk = jkey(id)
+    redis.call('ZREM', bestkey, best)
+    redis.call('ZREM', K .. 'pseq:' .. t, id)
+    local lexp = now + LEASE[tonumber(t) + 1]
+    local n = redis.call('LLEN', hkey(id)) + 1
+    redis.call('RPUSH', hkey(id), cjson.encode({n = istr(n), p = prover, l = lid, c = istr(now), o = 'active'}))
+    redis.call('HSET', jk, 'state', 'leased', 'prover', prover, 'lh', lh, 'lexp', istr(lexp), 'lclaim', istr(now))
+    redis.call('ZADD', K .. 'leases', istr(lexp), id)
+    cnt(t, 'pending', 'leased')
+    seen(prover, now)
+    jev('job.claimed', now, id, t, 'leased', redis.call('HGET', jk, 'att'), prover)
+    return redis.call('HGETALL', jk)
+  end
+end
+return redis.error_reply('POUW_NOJOB no pending job fits the claim')
+`
+
+// ARGV: id prover leasehash
+const luaRenew = `
+local now = now_ms()
+local id, prover, lh = ARGV[8], ARGV[9], ARGV[10]
+local e = check_lease(id, prover, lh, now)
+if e then return redis.error_reply(e) end
+local jk = jkey(id)
+local tier = redis.call('HGET', jk, 'tier')
+local lexp = now + LEASE[tonumber(tier) + 1]
+redis.call('HSET', jk, 'lexp', istr(lexp))
+redis.call('ZADD', K .. 'leases', istr(lexp), id)
+seen(prover, now)
+jev('job.renewed', now, id, tier, 'leased', redis.call('HGET', jk, 'att'), prover)
+return redis.call('HGETALL', jk)
+`
+
+// ARGV: id prover leasehash budgetms
+const luaBeginVerify = `
+local now = now_ms()
+local id, prover, lh, budget = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+local e = check_lease(id, prover, lh, now)
+if e then return redis.error_reply(e) end
+local jk = jkey(id)
+local lexp = tonumber(redis.call('HGET', jk, 'lexp'))
+if now + budget > lexp then
+  lexp = now + budget
+  redis.call('HSET', jk, 'lexp', istr(lexp))
+  redis.call('ZADD', K .. 'leases', istr(lexp), id)
+end
+seen(prover, now)
+return redis.call('HGETALL', jk)
+`
+
+// ARGV: id prover leasehash proofref
+const luaComplete = `
+local now = now_ms()
+local id, prover, lh, proof = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local e = check_lease(id, prover, lh, now)
+if e then return redis.error_reply(e) end
+local jk = jkey(id)
+local f = redis.call('HMGET', jk, 'tier', 'reward', 'lclaim', 'att')
+local r = tonumber(f[2])
+redis.call('HSET', jk, 'state', 'completed', 'proof', proof, 'cmpl', istr(now), 'lexp', '0')
+redis.call('HDEL', jk, 'lh', 'lclaim')
+redis.call('ZREM', K .. 'leases', id)
+end_attempt(id, now, 'completed', '')
+pool_move('res', 'paid', r)
+local ps = K .. 'pstats:' .. prover
+redis.call('HINCRBY', ps, 'done', 1)
+redis.call('HINCRBY', ps, 'earned', istr(r))
+redis.call('HINCRBY', ps, 'ctime', istr(now - tonumber(f[3])))
+seen(prover, now)
+cnt(f[1], 'leased', 'completed')
+jev('job.completed', now, id, f[1], 'completed', f[4], prover, r, '')
+ready(id, now)
+redis.call('HSET', jk, 'rexp', istr(now + tonumber(RETAIN)))
+redis.call('PEXPIRE', jk, RETAIN)
+redis.call('PEXPIRE', hkey(id), RETAIN)
+return redis.call('HGETALL', jk)
+`
+
+// ARGV: id prover leasehash outcome reason
+const luaFail = `
+local now = now_ms()
+local id, prover, lh, outcome, reason = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local e = check_lease(id, prover, lh, now)
+if e then return redis.error_reply(e) end
+fail_leased(id, outcome, reason, now)
+return redis.call('HGETALL', jkey(id))
+`
+
+// ARGV: id prover leasehash reason
+const luaRelease = `
+local now = now_ms()
+local id, prover, lh, reason = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local e = check_lease(id, prover, lh, now)
+if e then return redis.error_reply(e) end
+local jk = jkey(id)
+local f = redis.call('HMGET', jk, 'tier', 'backend', 'pm', 'seq', 'att')
+end_attempt(id, now, 'released', reason)
+redis.call('ZREM', K .. 'leases', id)
+redis.call('HSET', jk, 'state', 'pending', 'lexp', '0')
+redis.call('HDEL', jk, 'prover', 'lh', 'lclaim')
+pend_add(id, f[1], f[2], f[3], f[4])
+cnt(f[1], 'leased', 'pending')
+seen(prover, now)
+jev('job.released', now, id, f[1], 'pending', f[5], prover, 0, reason)
+return redis.call('HGETALL', jk)
+`
+
+// ARGV: limit
+const luaReap = `
+local now = now_ms()
+local limit = tonumber(ARGV[8])
+local n = 0
+local ids = redis.call('ZRANGEBYSCORE', K .. 'leases', '-inf', istr(now), 'LIMIT', 0, limit)
+for i = 1, #ids do
+  fail_leased(ids[i], 'expired', 'lease expired', now)
+  n = n + 1
+end
+if n < limit then
+  ids = redis.call('ZRANGEBYSCORE', K .. 'wait', '-inf', istr(now), 'LIMIT', 0, limit - n)
+  for i = 1, #ids do
+    kill(ids[i], 'deadline passed while waiting for dependencies', now)
+    n = n + 1
+  end
+end
+if n < limit then
+  local backends = redis.call('SMEMBERS', K .. 'backends')
+  for t = 0, 2 do
+    for b = 1, #backends do
+      if n >= limit then break end
+      local ms = redis.call('ZRANGEBYLEX', K .. 'pend:' .. t .. ':' .. backends[b], '-', '(' .. hex16(now + 1), 'LIMIT', 0, limit - n)
+      for i = 1, #ms do
+        kill(string.sub(ms[i], 63), 'deadline passed while pending', now)
+        n = n + 1
+      end
+    end
+  end
+end
+return n
+`
+
+// ARGV: id
+const luaRequeue = `
+local now = now_ms()
+local id = ARGV[8]
+local jk = jkey(id)
+local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'pm', 'seq', 'reward', 'dl', 'waitn')
+if not f[1] then return redis.error_reply('POUW_NOTFOUND job ' .. id .. ' not found') end
+if f[1] ~= 'dead' then
+  return redis.error_reply('POUW_CONFLICT job ' .. id .. ' is ' .. f[1] .. '; only dead jobs can be requeued')
+end
+if f[8] and tonumber(f[8]) > 0 then
+  return redis.error_reply('POUW_CONFLICT job ' .. id .. ' died waiting for a dependency that is dead')
+end
+if now >= tonumber(f[7]) then
+  return redis.error_reply('POUW_CONFLICT job ' .. id .. ': its deadline_ms ' .. f[7] .. ' has passed')
+end
+local r = tonumber(f[6])
+local avail = tonumber(redis.call('HGET', K .. 'pool', 'avail') or '0')
+if avail < r then
+  return redis.error_reply('POUW_FUNDS the pool has ' .. istr(avail) .. ' available, reward_budget is ' .. f[6])
+end
+redis.call('ZREM', K .. 'dead:' .. f[2], id)
+redis.call('HSET', jk, 'state', 'pending', 'att', '0')
+redis.call('HDEL', jk, 'dreason')
+pool_move('avail', 'res', r)
+pend_add(id, f[2], f[3], f[4], f[5])
+cnt(f[2], 'dead', 'pending')
+jev('job.requeued', now, id, f[2], 'pending', 0, '', r, '')
+return redis.call('HGETALL', jk)
+`
+
+// ARGV: id
+const luaHistory = `
+local jk = jkey(ARGV[8])
+if redis.call('EXISTS', jk) == 0 or expired(jk, now_ms()) then
+  return redis.error_reply('POUW_NOTFOUND job ' .. ARGV[8] .. ' not found')
+end
+return redis.call('LRANGE', hkey(ARGV[8]), 0, -1)
+`
+
+// ARGV: tier|” cursor|” limit. Returns {more, member1, job1, member2, job2, ...}.
+const luaPending = `
+local tierarg, cursor, limit = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local tiers = {'0', '1', '2'}
+if tierarg ~= '' then tiers = {tierarg} end
+local backends = redis.call('SMEMBERS', K .. 'backends')
+local from = '-'
+if cursor ~= '' then from = '(' .. cursor end
+local all = {}
+for ti = 1, #tiers do
+  for b = 1, #backends do
+    local ms = redis.call('ZRANGEBYLEX', K .. 'pend:' .. tiers[ti] .. ':' .. backends[b], from, '+', 'LIMIT', 0, limit + 1)
+    for i = 1, #ms do all[#all + 1] = ms[i] end
+  end
+end
+table.sort(all)
+local out = {0}
+if #all > limit then out[1] = 1 end
+for i = 1, math.min(limit, #all) do
+  out[#out + 1] = all[i]
+  out[#out + 1] = redis.call('HGETALL', jkey(string.sub(all[i], 63)))
+end
+return out
+`
+
+// ARGV: tier|” cursor|” limit. Most recently dead first; the score is the
+// id of the job.dead event. Returns {more, score1, job1, ...}.
+const luaDeadLetter = `
+local tierarg, cursor, limit = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local tiers = {'0', '1', '2'}
+if tierarg ~= '' then tiers = {tierarg} end
+local max = '+inf'
+if cursor ~= '' then max = '(' .. cursor end
+local all = {}
+for ti = 1, #tiers do
+  local ms = redis.call('ZREVRANGEBYSCORE', K .. 'dead:' .. tiers[ti], max, '-inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
+  for i = 1, #ms, 2 do all[#all + 1] = {tonumber(ms[i + 1]), ms[i]} end
+end
+table.sort(all, function(a, b) return a[1] > b[1] end)
+local out = {0}
+if #all > limit then out[1] = 1 end
+for i = 1, math.min(limit, #all) do
+  out[#out + 1] = istr(all[i][1])
+  out[#out + 1] = redis.call('HGETALL', jkey(all[i][2]))
+end
+return out
+`
+
+// ARGV: after limit
+const luaEvents = `
+local after, limit = tonumber(ARGV[8]), ARGV[9]
+local last = tonumber(redis.call('GET', K .. 'evseq') or '0')
+if after >= last then return {} end
+local first = redis.call('XRANGE', K .. 'events', '-', '+', 'COUNT', 1)
+if #first == 0 or tonumber(string.match(first[1][1], '^(%d+)')) > after + 1 then
+  return redis.error_reply('POUW_TRUNCATED events after ' .. ARGV[8] .. ' were dropped by retention')
+end
+return redis.call('XRANGE', K .. 'events', istr(after + 1) .. '-0', '+', 'COUNT', limit)
+`
+
+// Returns {now, counts, pool, nprovers, lastseq, oldest0, oldest1, oldest2}.
+const luaStatus = `
+local now = now_ms()
+local out = {istr(now), redis.call('HGETALL', K .. 'counts'), redis.call('HGETALL', K .. 'pool'),
+  redis.call('SCARD', K .. 'provers'), redis.call('GET', K .. 'seq') or '0'}
+for t = 0, 2 do
+  local o = ''
+  local ids = redis.call('ZRANGE', K .. 'pseq:' .. t, 0, 0)
+  if #ids > 0 then o = redis.call('HGET', jkey(ids[1]), 'cat') or '' end
+  out[#out + 1] = o
+end
+return out
+`
+
+// ARGV: id tokenhash createdms (0 = now)
+const luaRegister = `
+local now = now_ms()
+local id, th, cat = ARGV[8], ARGV[9], ARGV[10]
+if cat == '0' then cat = istr(now) end
+if redis.call('EXISTS', K .. 'prover:' .. id) == 1 then
+  return redis.error_reply('POUW_EXISTS prover ' .. id .. ' is already registered')
+end
+if redis.call('EXISTS', K .. 'ptok:' .. th) == 1 then
+  return redis.error_reply('POUW_EXISTS a prover with this token hash is already registered')
+end
+redis.call('HSET', K .. 'prover:' .. id, 'th', th, 'cat', cat)
+redis.call('SET', K .. 'ptok:' .. th, id)
+redis.call('SADD', K .. 'provers', id)
+emit('prover.registered', now, {'p', id})
+return 1
+`
+
+// ARGV: tokenhash. Returns {id, prover hash}.
+const luaProverByToken = `
+local id = redis.call('GET', K .. 'ptok:' .. ARGV[8])
+if not id then return redis.error_reply('POUW_NOTFOUND no prover has this token') end
+return {id, redis.call('HGETALL', K .. 'prover:' .. id)}
+`
+
+// Returns {id1, stats1, id2, stats2, ...}.
+const luaProvers = `
+local ids = redis.call('SMEMBERS', K .. 'provers')
+table.sort(ids)
+local out = {}
+for i = 1, #ids do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = redis.call('HGETALL', K .. 'pstats:' .. ids[i])
+end
+return out
+`
+
+// ARGV: amount by
+const luaDeposit = `
+local now = now_ms()
+local amt, by = ARGV[8], ARGV[9]
+local dep = tonumber(redis.call('HGET', K .. 'pool', 'dep') or '0')
+if dep + tonumber(amt) > MAXAMT then
+  return redis.error_reply('POUW_INVALID deposit of ' .. amt .. ' would take the pool past 2^53-1')
+end
+redis.call('HINCRBY', K .. 'pool', 'dep', amt)
+redis.call('HINCRBY', K .. 'pool', 'avail', amt)
+local f = {'m', amt}
+if by ~= '' then f[3] = 'r'; f[4] = 'by ' .. by end
+emit('pool.deposit', now, f)
+return redis.call('HGETALL', K .. 'pool')
+`
+
+// ARGV: id
+const luaJob = `
+local jk = jkey(ARGV[8])
+if expired(jk, now_ms()) then return {} end
+return redis.call('HGETALL', jk)
+`
+
+// Returns the store clock in ms.
+const luaNow = `return istr(now_ms())`
+
+type scripts struct {
+	enqueue, claim, renew, beginVerify, complete, fail, release, reap, requeue,
+	history, pending, deadLetter, events, status, register, proverByToken,
+	provers, deposit, now, job *redis.Script
+}
+
+func newScripts() scripts {
+	s := func(body string) *redis.Script { return redis.NewScript(prelude + body) }
+	return scripts{
+		enqueue: s(luaEnqueue), claim: s(luaClaim), renew: s(luaRenew),
+		beginVerify: s(luaBeginVerify), complete: s(luaComplete), fail: s(luaFail),
+		release: s(luaRelease), reap: s(luaReap), requeue: s(luaRequeue),
+		history: s(luaHistory), pending: s(luaPending), deadLetter: s(luaDeadLetter),
+		events: s(luaEvents), status: s(luaStatus), register: s(luaRegister),
+		proverByToken: s(luaProverByToken), provers: s(luaProvers), deposit: s(luaDeposit),
+		now: s(luaNow), job: s(luaJob),
+	}
+}
