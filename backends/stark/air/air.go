@@ -27,14 +27,53 @@ type AuxAssertion struct {
 	Value       field.Ext
 }
 
+// DivisorKind says on which rows a group of constraints must vanish, i.e.
+// which polynomial divides them.
+type DivisorKind uint8
+
+const (
+	// AllRows: every row, divisor x^n − 1.
+	AllRows DivisorKind = iota
+	// AllRowsExcept: every row but Group.Rows, divisor
+	// (x^n − 1)/Π_{r ∈ Rows}(x − g^r). Transition constraints exclude at
+	// least the last row.
+	AllRowsExcept
+	// OneRow: the single row Group.Rows[0], divisor x − g^r.
+	OneRow
+)
+
+// Group is a set of constraints sharing a divisor.
+type Group struct {
+	Divisor DivisorKind
+	Rows    []int
+	// Degrees gives each constraint's degree in the trace columns (main
+	// and auxiliary); constraints with no auxiliary cell and no challenge
+	// belong in groups with Aux false, which the prover evaluates over the
+	// base field.
+	Degrees []int
+	Aux     bool
+}
+
+// DivisorDegree is the degree of the group's divisor for n rows.
+func (g Group) DivisorDegree(n int) int {
+	switch g.Divisor {
+	case AllRows:
+		return n
+	case AllRowsExcept:
+		return n - len(g.Rows)
+	}
+	return 1
+}
+
 // AIR is an algebraic intermediate representation: the polynomial relation a
-// trace must satisfy. Transition constraints hold between every row i and
-// i+1 except the last row (i = n-1); assertions hold at single cells.
+// trace must satisfy, as groups of constraints over a frame of two
+// consecutive rows (cur, next = the row after, cyclically) plus single-cell
+// assertions.
 //
-// Constraint evaluation comes twice, once over the base field (the prover,
-// over the low-degree extension) and once over the extension field (the
-// verifier, at the out-of-domain point); both must compute the same
-// polynomials, which the tests check on random points.
+// Constraint evaluation comes twice, over the base field (the prover, over
+// the low-degree extension) and over the extension field (the verifier, at
+// the out-of-domain point); both must compute the same polynomials, which
+// the tests check on random points.
 type AIR interface {
 	// TraceLength is the number of rows n, a power of two ≥ 8.
 	TraceLength() int
@@ -45,45 +84,62 @@ type AIR interface {
 	AuxWidth() int
 	NumChallenges() int
 
-	// MainDegrees gives the degree of each main transition constraint in
-	// the trace columns; AuxDegrees those of the auxiliary constraints.
-	MainDegrees() []int
-	AuxDegrees() []int
+	// Groups lists the constraint groups; fixed by the statement.
+	Groups() []Group
+	// Eval writes group g's constraints (a group with Aux false) at
+	// (cur, next) to out.
+	Eval(g int, cur, next []field.Base, out []field.Base)
+	// EvalAux writes group g's constraints (Aux true), main cells in the
+	// base field.
+	EvalAux(g int, cur, next []field.Base, auxCur, auxNext, ch []field.Ext, out []field.Ext)
+	// EvalExt writes any group's constraints with every cell in the
+	// extension field (auxiliary slices empty when AuxWidth is 0).
+	EvalExt(g int, cur, next, auxCur, auxNext, ch []field.Ext, out []field.Ext)
 
-	// EvalMain writes the main transition constraints at (cur, next) to out.
-	EvalMain(cur, next []field.Base, out []field.Base)
-	// EvalMainExt is EvalMain over the extension field.
-	EvalMainExt(cur, next []field.Ext, out []field.Ext)
-	// EvalAux writes the auxiliary constraints (main cells in the base field).
-	EvalAux(mainCur, mainNext []field.Base, auxCur, auxNext, ch []field.Ext, out []field.Ext)
-	// EvalAuxExt is EvalAux with main cells in the extension field.
-	EvalAuxExt(mainCur, mainNext, auxCur, auxNext, ch []field.Ext, out []field.Ext)
-
-	// Assertions are the main boundary constraints.
+	// Assertions are single-cell main boundary constraints.
 	Assertions() []Assertion
-	// AuxAssertions are the auxiliary boundary constraints; they may depend
-	// on the challenges (e.g. a lookup sum the verifier computes itself).
+	// AuxAssertions are single-cell auxiliary boundary constraints; they may
+	// depend on the challenges (e.g. a lookup sum the verifier computes).
 	AuxAssertions(ch []field.Ext) []AuxAssertion
 
 	// BuildAux computes the auxiliary columns (prover only).
 	BuildAux(main [][]field.Base, ch []field.Ext) ([][]field.Ext, error)
 }
 
+// NumConstraints counts the group constraints (not the assertions).
+func NumConstraints(a AIR) int {
+	n := 0
+	for _, g := range a.Groups() {
+		n += len(g.Degrees)
+	}
+	return n
+}
+
 // MaxDegree returns the largest constraint degree of a (at least 1).
 func MaxDegree(a AIR) int {
 	d := 1
-	for _, x := range a.MainDegrees() {
-		d = max(d, x)
-	}
-	for _, x := range a.AuxDegrees() {
-		d = max(d, x)
+	for _, g := range a.Groups() {
+		for _, x := range g.Degrees {
+			d = max(d, x)
+		}
 	}
 	return d
 }
 
-// CompositionWidth is the number of extension columns the composition
-// polynomial (degree < (D-1)·n) is split into: max(1, D-1).
-func CompositionWidth(a AIR) int { return max(1, MaxDegree(a)-1) }
+// CompositionWidth is the number k of extension columns the composition
+// polynomial is split into: its degree is below
+// max(n−1, max over constraints of d·(n−1) − deg(divisor) + 1), and each
+// column has degree < n.
+func CompositionWidth(a AIR) int {
+	n := a.TraceLength()
+	bound := n - 1
+	for _, g := range a.Groups() {
+		for _, d := range g.Degrees {
+			bound = max(bound, d*(n-1)-g.DivisorDegree(n)+1)
+		}
+	}
+	return max(1, (bound+n-1)/n)
+}
 
 // ErrOptions marks proof options outside the allowed ranges.
 var ErrOptions = errors.New("invalid proof options")

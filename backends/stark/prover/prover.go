@@ -183,16 +183,19 @@ func Prove(ctx context.Context, a air.AIR, main [][]field.Base, seed []byte, opt
 		tr.Absorb("aux", pf.AuxRoot[:])
 	}
 
-	// 3. Constraint composition.
+	// 3. Constraint composition, evaluated on the smallest sub-coset that
+	// determines it; when that coset is larger than k·n the top
+	// coefficients must vanish, which catches a bad trace here.
 	cc := newComposer(a, ch, n, tr)
-	c0, c1, err := cc.evaluate(ctx, d, mainSeg, auxSeg)
+	m := ceSize(n, k)
+	c0, c1, err := cc.evaluate(ctx, d, mainSeg, auxSeg, m)
 	if err != nil {
 		return nil, err
 	}
-	if err := par.Each(ctx, 2, func(i int) { d.InterpolateCoset([][]field.Base{c0, c1}[i]) }); err != nil {
+	if err := par.Each(ctx, 2, func(i int) { field.InterpolateCosetSmall([][]field.Base{c0, c1}[i], field.Generator()) }); err != nil {
 		return nil, err
 	}
-	for i := k * n; i < N; i++ {
+	for i := k * n; i < m; i++ {
 		if !c0[i].IsZero() || !c1[i].IsZero() {
 			return nil, ErrUnsatisfied
 		}
@@ -215,9 +218,20 @@ func Prove(ctx context.Context, a air.AIR, main [][]field.Base, seed []byte, opt
 	g := field.RootOfUnity(uint64(n))
 	var zg field.Ext
 	field.MulBase(&zg, &z, &g)
+	zPow, zgPow := powers(z, n), powers(zg, n)
 	evalAt := func(cols [][]field.Base, x field.Ext) []field.Ext {
+		pw := zPow
+		if x.Equal(&zg) {
+			pw = zgPow
+		}
 		out := make([]field.Ext, len(cols))
-		_ = par.Each(ctx, len(cols), func(c int) { out[c] = field.EvalPolyBaseAtExt(cols[c], x) })
+		_ = par.Each(ctx, len(cols), func(c int) {
+			var acc field.Ext
+			for i, v := range cols[c] {
+				field.AddMulBase(&acc, &pw[i], &v)
+			}
+			out[c] = acc
+		})
 		return out
 	}
 	joined := func(v []field.Ext) []field.Ext {
@@ -242,7 +256,7 @@ func Prove(ctx context.Context, a air.AIR, main [][]field.Base, seed []byte, opt
 	tr.Absorb("ood", pf.OODBytes())
 
 	// 5. DEEP composition over the LDE domain.
-	deep, err := deepEvaluations(ctx, d, tr, z, zg,
+	deep, err := deepPoly(ctx, d, tr, z, zg,
 		[]*segment{mainSeg, auxSeg, compSeg},
 		[][]field.Ext{pf.OODMainCur, joinedOrNil(auxZ), pf.OODComp},
 		[][]field.Ext{pf.OODMainNext, joinedOrNil(auxZG), nil})
@@ -275,6 +289,15 @@ func Prove(ctx context.Context, a air.AIR, main [][]field.Base, seed []byte, opt
 	pf.Comp = compSeg.open(pos)
 	pf.FRI = fprover.Open(pos)
 	return pf, ctx.Err()
+}
+
+func powers(x field.Ext, n int) []field.Ext {
+	out := make([]field.Ext, n)
+	out[0].SetOne()
+	for i := 1; i < n; i++ {
+		out[i].Mul(&out[i-1], &x)
+	}
+	return out
 }
 
 func joinedOrNil(v []field.Ext) []field.Ext {

@@ -54,12 +54,22 @@ func TestFibonacciProvesAndVerifies(t *testing.T) {
 	}
 }
 
-func TestProverRefusesABadCell(t *testing.T) {
-	main, a := fibair.Trace(64)
-	main[2][17].SetUint64(5)
-	_, err := prover.Prove(context.Background(), a, main, nil, air.DefaultOptions())
-	if !errors.Is(err, prover.ErrUnsatisfied) {
-		t.Fatalf("got %v", err)
+func TestABadCellIsRefusedOrRejected(t *testing.T) {
+	for col := range 4 {
+		for _, row := range []int{0, 17, 63} {
+			main, a := fibair.Trace(64)
+			main[col][row].SetUint64(5)
+			p, err := prover.Prove(context.Background(), a, main, nil, air.DefaultOptions())
+			if err != nil {
+				if !errors.Is(err, prover.ErrUnsatisfied) {
+					t.Fatalf("col %d row %d: %v", col, row, err)
+				}
+				continue
+			}
+			if _, err := verifier.Verify(a, nil, p, 0); !errors.Is(err, verifier.ErrRejected) {
+				t.Fatalf("col %d row %d: proof of a bad trace accepted: %v", col, row, err)
+			}
+		}
 	}
 }
 

@@ -67,8 +67,9 @@ func Verify(a air.AIR, seed []byte, p *proof.Proof, minSecurity int) (int, error
 		tr.Absorb("aux", p.AuxRoot[:])
 	}
 	assert, auxAs := a.Assertions(), a.AuxAssertions(ch)
-	nm, na := len(a.MainDegrees()), len(a.AuxDegrees())
-	coef := tr.DrawExts(nm + na + len(assert) + len(auxAs))
+	groups := a.Groups()
+	nc := air.NumConstraints(a)
+	coef := tr.DrawExts(nc + len(assert) + len(auxAs))
 	tr.Absorb("composition", p.CompRoot[:])
 	z := tr.DrawExt()
 	tr.Absorb("ood", p.OODBytes())
@@ -83,37 +84,63 @@ func Verify(a air.AIR, seed []byte, p *proof.Proof, minSecurity int) (int, error
 	if znm1.IsZero() {
 		return sec, reject("out-of-domain point in the trace domain")
 	}
-	mOut := make([]field.Ext, nm)
-	aOut := make([]field.Ext, na)
-	a.EvalMainExt(p.OODMainCur, p.OODMainNext, mOut)
-	if na > 0 {
-		a.EvalAuxExt(p.OODMainCur, p.OODMainNext, p.OODAuxCur, p.OODAuxNext, ch, aOut)
-	}
-	var tsum field.Ext
-	for i := range mOut {
-		var t field.Ext
-		t.Mul(&coef[i], &mOut[i])
-		tsum.Add(&tsum, &t)
-	}
-	for i := range aOut {
-		var t field.Ext
-		t.Mul(&coef[nm+i], &aOut[i])
-		tsum.Add(&tsum, &t)
-	}
-	gLast := field.Lift(field.ExpBase(g, uint64(n-1)))
-	var zt field.Ext
-	zt.Sub(&z, &gLast)
-	var inv field.Ext
-	inv.Inverse(&znm1)
-	zt.Mul(&zt, &inv)
-	var cz field.Ext
-	cz.Mul(&tsum, &zt)
-	boundary := func(value field.Ext, row int, c *field.Ext, cell *field.Ext) error {
+	var invZn field.Ext
+	invZn.Inverse(&znm1)
+	// zMinus returns z − g^r, rejecting the (negligible) case that it is 0.
+	zMinus := func(r int) (field.Ext, error) {
 		var den field.Ext
-		gr := field.Lift(field.ExpBase(g, uint64(row)))
+		gr := field.Lift(field.ExpBase(g, uint64(r)))
 		den.Sub(&z, &gr)
 		if den.IsZero() {
-			return reject("out-of-domain point on an assertion row")
+			return den, reject("out-of-domain point on a constrained row")
+		}
+		return den, nil
+	}
+	var cz field.Ext
+	k0 := 0
+	for gi, grp := range groups {
+		m := len(grp.Degrees)
+		out := make([]field.Ext, m)
+		a.EvalExt(gi, p.OODMainCur, p.OODMainNext, p.OODAuxCur, p.OODAuxNext, ch, out)
+		var gs field.Ext
+		for j := range m {
+			var t field.Ext
+			t.Mul(&coef[k0+j], &out[j])
+			gs.Add(&gs, &t)
+		}
+		k0 += m
+		switch grp.Divisor {
+		case air.AllRows:
+			gs.Mul(&gs, &invZn)
+		case air.AllRowsExcept:
+			gs.Mul(&gs, &invZn)
+			for _, r := range grp.Rows {
+				if r < 0 || r >= n {
+					return sec, reject("excluded row out of the trace")
+				}
+				den, err := zMinus(r)
+				if err != nil {
+					return sec, err
+				}
+				gs.Mul(&gs, &den)
+			}
+		case air.OneRow:
+			if len(grp.Rows) != 1 || grp.Rows[0] < 0 || grp.Rows[0] >= n {
+				return sec, reject("single-row group without one row in the trace")
+			}
+			den, err := zMinus(grp.Rows[0])
+			if err != nil {
+				return sec, err
+			}
+			den.Inverse(&den)
+			gs.Mul(&gs, &den)
+		}
+		cz.Add(&cz, &gs)
+	}
+	boundary := func(value field.Ext, row int, c *field.Ext, cell *field.Ext) error {
+		den, err := zMinus(row)
+		if err != nil {
+			return err
 		}
 		den.Inverse(&den)
 		var num field.Ext
@@ -127,7 +154,7 @@ func Verify(a air.AIR, seed []byte, p *proof.Proof, minSecurity int) (int, error
 		if as.Column < 0 || as.Column >= w || as.Row < 0 || as.Row >= n {
 			return sec, reject("assertion out of the trace")
 		}
-		if err := boundary(field.Lift(as.Value), as.Row, &coef[nm+na+i], &p.OODMainCur[as.Column]); err != nil {
+		if err := boundary(field.Lift(as.Value), as.Row, &coef[nc+i], &p.OODMainCur[as.Column]); err != nil {
 			return sec, err
 		}
 	}
@@ -135,7 +162,7 @@ func Verify(a air.AIR, seed []byte, p *proof.Proof, minSecurity int) (int, error
 		if as.Column < 0 || as.Column >= wa || as.Row < 0 || as.Row >= n {
 			return sec, reject("aux assertion out of the trace")
 		}
-		if err := boundary(as.Value, as.Row, &coef[nm+na+len(assert)+i], &p.OODAuxCur[as.Column]); err != nil {
+		if err := boundary(as.Value, as.Row, &coef[nc+len(assert)+i], &p.OODAuxCur[as.Column]); err != nil {
 			return sec, err
 		}
 	}

@@ -1,7 +1,9 @@
 // Package fibair is a small AIR for testing the STARK pipeline apart from the
 // VM: columns a, b (Fibonacci: a' = b, b' = a + b) and c (c' = a³, a degree-3
-// constraint so the composition has two columns), and one auxiliary column p
-// with p' = p·(γ + a), p[0] = 1 (a grand product over a challenge).
+// constraint so the composition has two columns), s = a·b on every row (a
+// row constraint), a·b = 2 on row 1 (a single-row constraint), and one
+// auxiliary column p with p' = p·(γ + a), p[0] = 1 (a grand product over a
+// challenge).
 package fibair
 
 import (
@@ -15,11 +17,13 @@ type AIR struct {
 	Result field.Base
 }
 
-// Trace returns the honest trace of n rows and its AIR.
+// Trace returns the honest trace of n rows and its AIR. Columns: a, b, c,
+// s = a·b.
 func Trace(n int) ([][]field.Base, *AIR) {
 	a := make([]field.Base, n)
 	b := make([]field.Base, n)
 	c := make([]field.Base, n)
+	s := make([]field.Base, n)
 	a[0], b[0] = field.New(1), field.New(1)
 	for i := 1; i < n; i++ {
 		a[i] = b[i-1]
@@ -27,39 +31,50 @@ func Trace(n int) ([][]field.Base, *AIR) {
 		c[i].Square(&a[i-1])
 		c[i].Mul(&c[i], &a[i-1])
 	}
-	return [][]field.Base{a, b, c}, &AIR{N: n, Result: b[n-1]}
+	for i := range s {
+		s[i].Mul(&a[i], &b[i])
+	}
+	return [][]field.Base{a, b, c, s}, &AIR{N: n, Result: b[n-1]}
 }
 
 func (f *AIR) TraceLength() int   { return f.N }
-func (f *AIR) MainWidth() int     { return 3 }
+func (f *AIR) MainWidth() int     { return 4 }
 func (f *AIR) AuxWidth() int      { return 1 }
 func (f *AIR) NumChallenges() int { return 1 }
-func (f *AIR) MainDegrees() []int { return []int{1, 1, 3} }
-func (f *AIR) AuxDegrees() []int  { return []int{2} }
 
-func (f *AIR) EvalMain(cur, next []field.Base, out []field.Base) {
-	out[0].Sub(&next[0], &cur[1])
-	var s field.Base
-	s.Add(&cur[0], &cur[1])
-	out[1].Sub(&next[1], &s)
-	var cube field.Base
-	cube.Square(&cur[0])
-	cube.Mul(&cube, &cur[0])
-	out[2].Sub(&next[2], &cube)
+func (f *AIR) Groups() []air.Group {
+	return []air.Group{
+		{Divisor: air.AllRowsExcept, Rows: []int{f.N - 1}, Degrees: []int{1, 1, 3}},
+		{Divisor: air.AllRows, Degrees: []int{2}},
+		{Divisor: air.OneRow, Rows: []int{1}, Degrees: []int{2}}, // a[1]·b[1] = 2
+		{Divisor: air.AllRowsExcept, Rows: []int{f.N - 1}, Degrees: []int{2}, Aux: true},
+	}
 }
 
-func (f *AIR) EvalMainExt(cur, next []field.Ext, out []field.Ext) {
-	out[0].Sub(&next[0], &cur[1])
-	var s field.Ext
-	s.Add(&cur[0], &cur[1])
-	out[1].Sub(&next[1], &s)
-	var cube field.Ext
-	cube.Square(&cur[0])
-	cube.Mul(&cube, &cur[0])
-	out[2].Sub(&next[2], &cube)
+func (f *AIR) Eval(g int, cur, next []field.Base, out []field.Base) {
+	switch g {
+	case 0:
+		out[0].Sub(&next[0], &cur[1])
+		var s field.Base
+		s.Add(&cur[0], &cur[1])
+		out[1].Sub(&next[1], &s)
+		var cube field.Base
+		cube.Square(&cur[0])
+		cube.Mul(&cube, &cur[0])
+		out[2].Sub(&next[2], &cube)
+	case 1:
+		var p field.Base
+		p.Mul(&cur[0], &cur[1])
+		out[0].Sub(&cur[3], &p)
+	case 2:
+		var p field.Base
+		p.Mul(&cur[0], &cur[1])
+		two := field.New(2)
+		out[0].Sub(&p, &two)
+	}
 }
 
-func (f *AIR) EvalAux(mc, mn []field.Base, ac, an, ch []field.Ext, out []field.Ext) {
+func (f *AIR) EvalAux(g int, mc, mn []field.Base, ac, an, ch []field.Ext, out []field.Ext) {
 	var t field.Ext
 	t.A0.Add(&ch[0].A0, &mc[0])
 	t.A1 = ch[0].A1
@@ -67,11 +82,32 @@ func (f *AIR) EvalAux(mc, mn []field.Base, ac, an, ch []field.Ext, out []field.E
 	out[0].Sub(&an[0], &t)
 }
 
-func (f *AIR) EvalAuxExt(mc, mn, ac, an, ch []field.Ext, out []field.Ext) {
-	var t field.Ext
-	t.Add(&ch[0], &mc[0])
-	t.Mul(&t, &ac[0])
-	out[0].Sub(&an[0], &t)
+func (f *AIR) EvalExt(g int, cur, next, ac, an, ch []field.Ext, out []field.Ext) {
+	switch g {
+	case 0:
+		out[0].Sub(&next[0], &cur[1])
+		var s field.Ext
+		s.Add(&cur[0], &cur[1])
+		out[1].Sub(&next[1], &s)
+		var cube field.Ext
+		cube.Square(&cur[0])
+		cube.Mul(&cube, &cur[0])
+		out[2].Sub(&next[2], &cube)
+	case 1:
+		var p field.Ext
+		p.Mul(&cur[0], &cur[1])
+		out[0].Sub(&cur[3], &p)
+	case 2:
+		var p field.Ext
+		p.Mul(&cur[0], &cur[1])
+		two := field.Lift(field.New(2))
+		out[0].Sub(&p, &two)
+	case 3:
+		var t field.Ext
+		t.Add(&ch[0], &cur[0])
+		t.Mul(&t, &ac[0])
+		out[0].Sub(&an[0], &t)
+	}
 }
 
 func (f *AIR) Assertions() []air.Assertion {
