@@ -1,0 +1,105 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/pouwfarm/pouwfarm/coordinator/store"
+	"github.com/pouwfarm/pouwfarm/pouw"
+)
+
+// decodeStrict decodes exactly one JSON value into v: unknown fields,
+// trailing data and a missing body are errors. Every request body of the API
+// goes through it (fuzzed by FuzzDecodeRequests).
+func decodeStrict(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return errors.New("empty body, want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// readJSON checks the content type, reads at most limit bytes and decodes
+// strictly.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if err := wantContentType(r, "application/json"); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, pouw.CodeTooLarge, "request body exceeds %d bytes", limit)
+		}
+		return errorf(http.StatusBadRequest, pouw.CodeBadRequest, "reading body: %v", err)
+	}
+	if err := decodeStrict(data, v); err != nil {
+		if errors.Is(err, pouw.ErrInvalid) {
+			return errorf(http.StatusBadRequest, pouw.CodeInvalid, "malformed JSON body: %w", err)
+		}
+		return errorf(http.StatusBadRequest, pouw.CodeBadRequest, "malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+func wantContentType(r *http.Request, want string) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != want {
+		return errorf(http.StatusUnsupportedMediaType, pouw.CodeUnsupportedMedia,
+			"Content-Type must be %s, got %q", want, ct)
+	}
+	return nil
+}
+
+// Paging bounds of the list routes.
+const (
+	defaultPageLimit = 50
+	maxPageLimit     = 1000
+)
+
+// pageQuery parses ?limit=&cursor=&tier=.
+func pageQuery(r *http.Request) (store.PageQuery, error) {
+	q := r.URL.Query()
+	pq := store.PageQuery{Limit: defaultPageLimit, Cursor: q.Get("cursor")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPageLimit {
+			return pq, errorf(http.StatusBadRequest, pouw.CodeInvalid, "limit must be an integer from 1 to %d, got %q", maxPageLimit, s)
+		}
+		pq.Limit = n
+	}
+	if len(pq.Cursor) > 512 {
+		return pq, errorf(http.StatusBadRequest, pouw.CodeInvalid, "cursor too long")
+	}
+	if s := q.Get("tier"); s != "" {
+		t, err := pouw.ParseTier(s)
+		if err != nil {
+			return pq, errorf(http.StatusBadRequest, pouw.CodeInvalid, "tier: %w", err)
+		}
+		pq.Tier = &t
+	}
+	return pq, nil
+}
+
+// jobIDParam returns the {id} path value after checking its form, so a
+// malformed id is a 400 and never reaches the store.
+func jobIDParam(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if err := pouw.ValidateJobID(id); err != nil {
+		return "", errorf(http.StatusBadRequest, pouw.CodeInvalid, "job id: %w", err)
+	}
+	return id, nil
+}
