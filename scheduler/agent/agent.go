@@ -1,0 +1,451 @@
+// Package agent is the prover agent of a farm: for each free slot it claims
+// a job the slot can take now, downloads the trace and checks its BLAKE3
+// against trace_hash, proves it on the slot, and submits the proof with the
+// lease token — renewing the lease at a third of its length, cancelling the
+// proof the moment the lease is lost, backing off with jitter when nothing
+// is pending or the coordinator is unreachable, and draining on shutdown.
+//
+// It talks to the coordinator only through the Coordinator interface, which
+// coordinator/client's Client satisfies (HTTP). It must not import the
+// coordinator's store, api or blob packages.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zeebo/blake3"
+
+	"github.com/pouwfarm/pouwfarm/backends"
+	"github.com/pouwfarm/pouwfarm/clock"
+	"github.com/pouwfarm/pouwfarm/coordinator/client"
+	"github.com/pouwfarm/pouwfarm/gpu"
+	"github.com/pouwfarm/pouwfarm/pouw"
+	"github.com/pouwfarm/pouwfarm/scheduler"
+	"github.com/pouwfarm/pouwfarm/trace"
+)
+
+// Coordinator is the part of the PoUW API the agent uses. The sentinel
+// errors it is expected to return are coordinator/client's (ErrNoJob,
+// ErrLeaseLost, ErrNotLeaseHolder, ErrHashMismatch, ErrProofRejected).
+type Coordinator interface {
+	Claim(ctx context.Context, req pouw.ClaimRequest) (pouw.ClaimResponse, error)
+	Renew(ctx context.Context, id, leaseToken string) (pouw.ProofJob, error)
+	Submit(ctx context.Context, id, leaseToken string, proof []byte) (pouw.ProofJob, error)
+	Fail(ctx context.Context, id, leaseToken, reason string) (pouw.ProofJob, error)
+	Release(ctx context.Context, id, leaseToken, reason string) (pouw.ProofJob, error)
+	DownloadBlob(ctx context.Context, h pouw.Hash, w io.Writer) (int64, error)
+}
+
+// Outcome of one job on this farm, the `outcome` label of the job counter.
+const (
+	OutcomeCompleted    = "completed"     // proof accepted
+	OutcomeRejected     = "rejected"      // proof refused by the coordinator
+	OutcomeFailed       = "failed"        // reported with fail: bad trace, backend error
+	OutcomeHashMismatch = "hash_mismatch" // trace did not hash to trace_hash; reported with fail
+	OutcomeLeaseLost    = "lease_lost"    // the lease went away; the proof was cancelled
+	OutcomeReleased     = "released"      // given back (drain, or unplaceable)
+	OutcomeError        = "error"         // the coordinator could not be told
+)
+
+// Options configure an Agent. Coordinator, Pool and Backends are required.
+type Options struct {
+	Coordinator Coordinator
+	// ProverID binds proofs to this prover (the Statement's prover_id); it
+	// must be the id the token was registered under.
+	ProverID string
+	Pool     *scheduler.Pool
+	Backends *backends.Registry
+	// GPUs, when set, is read before each claim so an unhealthy GPU stops
+	// taking jobs.
+	GPUs   gpu.Source
+	Logger *slog.Logger
+	// Registerer receives the farm metrics (nil: not exported).
+	Registerer prometheus.Registerer
+	Clock      clock.Clock
+	// MaxTraceBytes bounds a download whatever the claim said (default 1 GiB).
+	MaxTraceBytes int64
+	// MinReward is this farm's bid on every claim.
+	MinReward uint64
+	// IdleMin and IdleMax bound the backoff when nothing is pending or the
+	// coordinator is unreachable (defaults 100 ms and 5 s; full jitter).
+	IdleMin, IdleMax time.Duration
+	// DrainGrace is how long running proofs may finish after shutdown
+	// begins before their leases are released (default 30 s).
+	DrainGrace time.Duration
+	// MinRenew bounds how often a lease is renewed (default 1 s).
+	MinRenew time.Duration
+}
+
+// Agent runs the claim → download → prove → submit loop over a Pool.
+type Agent struct {
+	o   Options
+	log *slog.Logger
+	m   *metrics
+
+	freed chan struct{} // a slot was released
+	wg    sync.WaitGroup
+}
+
+// New checks opts and registers the farm metrics.
+func New(opts Options) (*Agent, error) {
+	if opts.Coordinator == nil || opts.Pool == nil || opts.Backends == nil {
+		return nil, errors.New("agent: Coordinator, Pool and Backends are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.MaxTraceBytes <= 0 {
+		opts.MaxTraceBytes = 1 << 30
+	}
+	if opts.IdleMin <= 0 {
+		opts.IdleMin = 100 * time.Millisecond
+	}
+	if opts.IdleMax < opts.IdleMin {
+		opts.IdleMax = max(5*time.Second, opts.IdleMin)
+	}
+	if opts.DrainGrace <= 0 {
+		opts.DrainGrace = 30 * time.Second
+	}
+	if opts.MinRenew <= 0 {
+		opts.MinRenew = time.Second
+	}
+	m, err := newMetrics(opts.Registerer, opts.Pool)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{o: opts, log: opts.Logger, m: m, freed: make(chan struct{}, 1)}, nil
+}
+
+// Run claims and proves until ctx is cancelled, then drains: it stops
+// claiming, lets running proofs finish for DrainGrace, cancels the rest and
+// releases their leases (no failure counted). It returns nil after a clean
+// drain.
+func (a *Agent) Run(ctx context.Context) error {
+	// Proofs run under work, not ctx, so shutdown does not kill them at once.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+
+	idle := 0
+	for ctx.Err() == nil {
+		if a.o.GPUs != nil {
+			a.o.Pool.SyncGPUHealth(a.o.GPUs.Devices())
+		}
+		claims := a.o.Pool.Claims()
+		if len(claims) == 0 {
+			// Every slot is busy: wait for one to free up.
+			select {
+			case <-ctx.Done():
+			case <-a.freed:
+			}
+			continue
+		}
+		granted, reachable := a.claimOnce(ctx, work, claims)
+		if granted {
+			idle = 0
+			continue
+		}
+		if !reachable || idle < 30 {
+			idle++
+		}
+		a.sleep(ctx, idle)
+	}
+
+	a.log.Info("draining: no more claims; waiting for running proofs", "grace", a.o.DrainGrace)
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(a.o.DrainGrace):
+		a.log.Warn("drain grace over; cancelling running proofs and releasing their leases")
+		stopWork()
+		<-done
+	}
+	return nil
+}
+
+// claimOnce tries the pool's claims in order and starts the first job
+// granted. reachable is false when the coordinator could not be asked.
+func (a *Agent) claimOnce(ctx, work context.Context, claims []scheduler.Claim) (granted, reachable bool) {
+	for _, c := range claims {
+		start := time.Now()
+		resp, err := a.o.Coordinator.Claim(ctx, pouw.ClaimRequest{
+			Tiers: c.Tiers, Backends: c.Backends, MaxTraceBytes: c.MaxTraceBytes, MinReward: a.o.MinReward,
+		})
+		switch {
+		case err == nil:
+			a.m.claimSeconds.WithLabelValues("granted").Observe(time.Since(start).Seconds())
+		case errors.Is(err, client.ErrNoJob):
+			a.m.claimSeconds.WithLabelValues("empty").Observe(time.Since(start).Seconds())
+			continue
+		default:
+			a.m.claimSeconds.WithLabelValues("error").Observe(time.Since(start).Seconds())
+			if ctx.Err() == nil {
+				a.log.Warn("claim failed; backing off", "err", err)
+			}
+			return false, false
+		}
+		a.start(work, resp)
+		return true, true
+	}
+	return false, true
+}
+
+// start reserves a slot for a granted job and proves it in a goroutine. A
+// job the pool cannot place (the pool changed since the claim was computed)
+// is released at once, without penalty.
+func (a *Agent) start(work context.Context, lease pouw.ClaimResponse) {
+	j := lease.Job
+	res, err := a.o.Pool.Acquire(scheduler.Job{ID: j.JobID, Tier: j.Tier, Backend: j.Backend, TraceBytes: j.TraceBytes})
+	if err != nil {
+		a.log.Warn("granted job cannot be placed; releasing it", "job", j.JobID, "err", err)
+		a.endLease(j, lease.LeaseToken, OutcomeReleased, "farm cannot place it: "+err.Error(), "")
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer func() {
+			res.Release()
+			select {
+			case a.freed <- struct{}{}:
+			default:
+			}
+		}()
+		a.prove(work, lease, res.Placement())
+	}()
+}
+
+// prove runs one leased job on its reserved slot, from download to submit.
+func (a *Agent) prove(work context.Context, lease pouw.ClaimResponse, pl scheduler.Placement) {
+	j := lease.Job
+	log := a.log.With("job", j.JobID, "tier", j.Tier, "backend", j.Backend, "slot", pl.Slot)
+	a.m.busy(pl.Slot, +1)
+	defer a.m.busy(pl.Slot, -1)
+
+	jobCtx, cancel := context.WithCancelCause(work)
+	defer cancel(nil)
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		a.renew(jobCtx, cancel, lease, log)
+	}()
+	defer func() { cancel(nil); <-renewDone }()
+
+	outcome, reason, elapsed := a.proveAndSubmit(jobCtx, lease, pl, log)
+	if outcome == "" {
+		// The job context ended: the lease was lost, or the drain grace ran out.
+		if errors.Is(context.Cause(jobCtx), errLeaseLost) {
+			outcome, reason = OutcomeLeaseLost, "lease lost while proving; proof cancelled"
+		} else {
+			outcome, reason = OutcomeReleased, "farm draining"
+		}
+	}
+	a.finish(j, lease.LeaseToken, pl, outcome, reason, elapsed, log)
+}
+
+var errLeaseLost = errors.New("lease lost")
+
+// proveAndSubmit returns the outcome, or "" when jobCtx ended first.
+func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse, pl scheduler.Placement, log *slog.Logger) (outcome, reason string, proving time.Duration) {
+	j := lease.Job
+	b, err := a.o.Backends.Get(j.Backend)
+	if err != nil {
+		return OutcomeFailed, "farm does not run backend: " + err.Error(), 0
+	}
+	blob, err := a.download(jobCtx, j)
+	if jobCtx.Err() != nil {
+		return "", "", 0
+	}
+	if err != nil {
+		if errors.Is(err, errHashMismatch) || errors.Is(err, client.ErrHashMismatch) {
+			return OutcomeHashMismatch, err.Error(), 0
+		}
+		return OutcomeFailed, "trace download: " + err.Error(), 0
+	}
+	t, err := trace.Decode(bytes.NewReader(blob), int64(len(blob)))
+	if err != nil {
+		return OutcomeFailed, "trace does not decode: " + err.Error(), 0
+	}
+	blob = nil
+	if t.Header.Tier != j.Tier {
+		return OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", t.Header.Tier, j.Tier), 0
+	}
+	st := backends.Statement{Header: &t.Header, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.o.ProverID}
+	start := time.Now()
+	proof, err := b.Prove(jobCtx, t, st)
+	proving = time.Since(start)
+	if jobCtx.Err() != nil {
+		return "", "", proving
+	}
+	if err != nil {
+		return OutcomeFailed, "prove: " + err.Error(), proving
+	}
+	a.m.proofSeconds.WithLabelValues(j.Tier.String(), j.Backend, string(pl.Kind)).Observe(proving.Seconds())
+	log.Debug("proved", "seconds", proving.Seconds(), "proof_bytes", len(proof))
+
+	// The submit must not be cut off by a drain that starts while the
+	// coordinator verifies: the proof is done, deliver it.
+	subCtx, cancel := context.WithTimeout(context.WithoutCancel(jobCtx), 10*time.Minute)
+	defer cancel()
+	_, err = a.o.Coordinator.Submit(subCtx, j.JobID, lease.LeaseToken, proof)
+	switch {
+	case err == nil:
+		return OutcomeCompleted, "", proving
+	case errors.Is(err, client.ErrProofRejected):
+		return OutcomeRejected, err.Error(), proving
+	case errors.Is(err, client.ErrLeaseLost), errors.Is(err, client.ErrNotLeaseHolder):
+		return OutcomeLeaseLost, "lease lost before the submit: " + err.Error(), proving
+	default:
+		return OutcomeError, "submit: " + err.Error(), proving
+	}
+}
+
+var errHashMismatch = errors.New("trace hash mismatch")
+
+// download fetches the trace blob named by the job and checks its BLAKE3
+// against trace_hash itself, whatever the transport checked.
+func (a *Agent) download(ctx context.Context, j pouw.ProofJob) ([]byte, error) {
+	key := j.TraceHash
+	if j.TraceRef != "" {
+		k, err := pouw.ParseHash(strings.TrimPrefix(j.TraceRef, "blake3:"))
+		if err != nil {
+			return nil, fmt.Errorf("trace_ref %q is not a blob hash: %w", j.TraceRef, err)
+		}
+		key = k
+	}
+	limit := a.o.MaxTraceBytes
+	if j.TraceBytes > 0 && j.TraceBytes < limit {
+		limit = j.TraceBytes
+	}
+	w := &limitedBuffer{limit: limit}
+	if _, err := a.o.Coordinator.DownloadBlob(ctx, key, w); err != nil {
+		if errors.Is(err, client.ErrHashMismatch) {
+			return nil, fmt.Errorf("%w: blob %s does not hash to its key: %v", errHashMismatch, key, err)
+		}
+		return nil, err
+	}
+	if got := pouw.Hash(blake3.Sum256(w.buf.Bytes())); got != j.TraceHash {
+		return nil, fmt.Errorf("%w: trace hashes to %s, job says %s", errHashMismatch, got, j.TraceHash)
+	}
+	return w.buf.Bytes(), nil
+}
+
+// limitedBuffer refuses to grow past limit, so a coordinator cannot make
+// the farm allocate more than the job's declared trace size.
+type limitedBuffer struct {
+	buf   bytes.Buffer
+	limit int64
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if int64(l.buf.Len()+len(p)) > l.limit {
+		return 0, fmt.Errorf("trace larger than %d bytes", l.limit)
+	}
+	return l.buf.Write(p)
+}
+
+// renew extends the lease every third of its length until ctx ends. When the
+// coordinator says the lease is gone it cancels the proof at once.
+func (a *Agent) renew(ctx context.Context, cancel context.CancelCauseFunc, lease pouw.ClaimResponse, log *slog.Logger) {
+	every := a.renewInterval(lease.Job)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		job, err := a.o.Coordinator.Renew(ctx, lease.Job.JobID, lease.LeaseToken)
+		switch {
+		case err == nil:
+			every = a.renewInterval(job)
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, client.ErrLeaseLost), errors.Is(err, client.ErrNotLeaseHolder), errors.Is(err, client.ErrNotFound):
+			log.Warn("lease lost; cancelling the proof", "err", err)
+			cancel(errLeaseLost)
+			return
+		default:
+			// Transient: try again sooner; if the lease expires meanwhile
+			// the next renew says lease_lost.
+			log.Warn("renew failed; retrying", "err", err)
+			every = a.o.MinRenew
+		}
+	}
+}
+
+func (a *Agent) renewInterval(j pouw.ProofJob) time.Duration {
+	left := time.Duration(j.LeaseExpiresAtMs-a.o.Clock.Now().UnixMilli()) * time.Millisecond
+	return max(left/3, a.o.MinRenew)
+}
+
+// finish reports the outcome to the coordinator where it needs to know, and
+// counts it.
+func (a *Agent) finish(j pouw.ProofJob, token string, pl scheduler.Placement, outcome, reason string, proving time.Duration, log *slog.Logger) {
+	switch outcome {
+	case OutcomeFailed, OutcomeHashMismatch:
+		outcome = a.endLease(j, token, outcome, reason, pl.Kind)
+	case OutcomeReleased:
+		outcome = a.endLease(j, token, outcome, reason, pl.Kind)
+	default:
+		a.m.jobs.WithLabelValues(j.Tier.String(), j.Backend, string(pl.Kind), outcome).Inc()
+	}
+	attrs := []any{"outcome", outcome, "proving_seconds", proving.Seconds()}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	if outcome == OutcomeCompleted || outcome == OutcomeReleased {
+		log.Info("job done", attrs...)
+	} else {
+		log.Warn("job done", attrs...)
+	}
+}
+
+// endLease tells the coordinator a job failed (fail) or is given back
+// (release), counts the outcome and returns it (OutcomeError when the
+// coordinator could not be told; the lease then expires on its own).
+func (a *Agent) endLease(j pouw.ProofJob, token, outcome, reason string, kind scheduler.Kind) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if outcome == OutcomeReleased {
+		_, err = a.o.Coordinator.Release(ctx, j.JobID, token, reason)
+	} else {
+		_, err = a.o.Coordinator.Fail(ctx, j.JobID, token, reason)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, client.ErrLeaseLost), errors.Is(err, client.ErrNotLeaseHolder):
+		outcome = OutcomeLeaseLost
+	default:
+		a.log.Warn("could not end the lease; it will expire", "job", j.JobID, "err", err)
+		outcome = OutcomeError
+	}
+	a.m.jobs.WithLabelValues(j.Tier.String(), j.Backend, string(kind), outcome).Inc()
+	return outcome
+}
+
+// sleep backs off with full jitter: uniformly up to min(IdleMax, IdleMin·2^n).
+func (a *Agent) sleep(ctx context.Context, n int) {
+	bound := a.o.IdleMin << min(n, 20)
+	if bound <= 0 || bound > a.o.IdleMax {
+		bound = a.o.IdleMax
+	}
+	d := time.Duration(rand.Int64N(int64(bound))) + time.Millisecond
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
