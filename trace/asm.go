@@ -264,15 +264,23 @@ func (in Instr) text() string {
 	case OpADD, OpSUB, OpMUL:
 		return fmt.Sprintf("%-5s %s, %s, %s", in.Op, r(in.Rd), r(in.Ra), r(in.Rb))
 	case OpADDI, OpMULI:
-		return fmt.Sprintf("%-5s %s, %s, %d", in.Op, r(in.Rd), r(in.Ra), in.Imm)
+		return fmt.Sprintf("%-5s %s, %s, %s", in.Op, r(in.Rd), r(in.Ra), immText(in.Imm))
 	case OpMOV:
 		return fmt.Sprintf("%-5s %s, %s", in.Op, r(in.Rd), r(in.Ra))
 	case OpLI:
-		return fmt.Sprintf("%-5s %s, %d", in.Op, r(in.Rd), in.Imm)
+		return fmt.Sprintf("%-5s %s, %s", in.Op, r(in.Rd), immText(in.Imm))
 	case OpJMP:
 		return fmt.Sprintf("%-5s L%d", in.Op, in.Imm)
 	case OpJZ, OpJNZ:
 		return fmt.Sprintf("%-5s %s, L%d", in.Op, r(in.Ra), in.Imm)
 	}
 	return in.Op.String()
+}
+
+// immText prints immediates above p/2 as negatives (p - n reads back as -n).
+func immText(v uint64) string {
+	if v > gl.P/2 {
+		return "-" + strconv.FormatUint(gl.P-v, 10)
+	}
+	return strconv.FormatUint(v, 10)
 }

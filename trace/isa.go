@@ -194,13 +194,14 @@ func ReadProgram(r io.Reader, limit int64) (*Program, error) {
 
 // UnmarshalProgram decodes a complete program encoding.
 func UnmarshalProgram(b []byte) (*Program, error) {
-	d := &decoder{r: &byteReader{b: b}, left: int64(len(b))}
+	// one byte of slack so a short input reads as truncated, not too large
+	d := &decoder{r: &byteReader{b: b}, left: int64(len(b)) + 1}
 	p := d.program()
 	if d.err != nil {
-		return nil, d.err
+		return nil, fmt.Errorf("%w: %w", ErrProgram, d.err)
 	}
-	if d.left != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes after the program", ErrProgram, d.left)
+	if d.read != int64(len(b)) {
+		return nil, fmt.Errorf("%w: %d trailing bytes after the program", ErrProgram, int64(len(b))-d.read)
 	}
 	return p, nil
 }
