@@ -1,0 +1,192 @@
+package plonkish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/pouwfarm/pouwfarm/backends"
+	"github.com/pouwfarm/pouwfarm/backends/plonkish/circuit"
+	"github.com/pouwfarm/pouwfarm/backends/plonkish/ipa"
+	"github.com/pouwfarm/pouwfarm/pouw"
+	"github.com/pouwfarm/pouwfarm/trace"
+)
+
+// Name is the backend's name in tier tables, jobs and claims.
+const Name = "plonkish"
+
+// DefaultMaxK bounds the circuit size (2^16 rows, about 1.5 GiB of prover
+// memory); bigger statements are refused rather than swapping.
+const DefaultMaxK = 16
+
+// ErrTooLarge: the statement needs a circuit larger than MaxK.
+var ErrTooLarge = errors.New("plonkish: statement exceeds the maximum circuit size")
+
+// Options configure a Backend.
+type Options struct {
+	MaxK int // 0: DefaultMaxK
+}
+
+// Backend proves traces with the VM circuit. Keys depend on the circuit
+// size only and are cached per k (as are the IPA generators), so the
+// first proof or verification at a size pays for keygen.
+type Backend struct {
+	maxK int
+	gens ipa.Generators
+	mu   sync.Mutex
+	keys map[int]*keyEntry
+}
+
+type keyEntry struct {
+	once sync.Once
+	pk   *circuit.ProvingKey
+	err  error
+}
+
+// New returns a Backend.
+func New(opts Options) *Backend {
+	if opts.MaxK == 0 {
+		opts.MaxK = DefaultMaxK
+	}
+	return &Backend{maxK: min(opts.MaxK, ipa.MaxK), keys: map[int]*keyEntry{}}
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+func (b *Backend) Name() string { return Name }
+
+// Tiers: the circuit proves any segment layout; Micro is its default role.
+func (b *Backend) Tiers() []pouw.JobTier {
+	return []pouw.JobTier{pouw.TierMicro, pouw.TierMacro, pouw.TierFull}
+}
+
+// Keys returns the (cached) proving key for circuit size k.
+func (b *Backend) Keys(k int) (*circuit.ProvingKey, error) {
+	if k > b.maxK {
+		return nil, fmt.Errorf("%w: k=%d > %d", ErrTooLarge, k, b.maxK)
+	}
+	b.mu.Lock()
+	e, ok := b.keys[k]
+	if !ok {
+		e = &keyEntry{}
+		b.keys[k] = e
+	}
+	b.mu.Unlock()
+	e.once.Do(func() {
+		params, err := b.gens.Params(k)
+		if err != nil {
+			e.err = err
+			return
+		}
+		e.pk, e.err = circuit.Keygen(params, &vmCircuit{})
+	})
+	return e.pk, e.err
+}
+
+// transcript seeds Fiat–Shamir with the whole statement (ARCHITECTURE.md,
+// Proof statement): trace_hash, job_id, prover_id, the header's statement
+// digest (programs, segments, public values) and the circuit size.
+func transcript(st backends.Statement, k int) *ipa.Transcript {
+	tr := ipa.NewTranscript("pouwfarm/plonkish/vm/v1")
+	tr.AppendBytes("trace_hash", st.TraceHash[:])
+	tr.AppendBytes("job_id", []byte(st.JobID))
+	tr.AppendBytes("prover_id", []byte(st.ProverID))
+	d := trace.StatementDigest(st.Header)
+	tr.AppendBytes("statement", d[:])
+	tr.AppendUint64("k", uint64(k))
+	return tr
+}
+
+// Prove proves t. An invalid trace (trace.Check fails) is refused with
+// ErrInvalidTrace; ctx is checked between the prover's rounds.
+func (b *Backend) Prove(ctx context.Context, t *trace.Trace, st backends.Statement) ([]byte, error) {
+	if st.Header == nil {
+		st.Header = &t.Header
+	}
+	if trace.StatementDigest(st.Header) != trace.StatementDigest(&t.Header) {
+		return nil, fmt.Errorf("plonkish: statement header is not the trace's")
+	}
+	if err := trace.Check(t); err != nil {
+		return nil, fmt.Errorf("%w: %w", backends.ErrInvalidTrace, err)
+	}
+	k := circuitK(&t.Header)
+	pk, err := b.Keys(k)
+	if err != nil {
+		return nil, err
+	}
+	c := &vmCircuit{t: t}
+	c.Configure(&circuit.ConstraintSystem{})
+	inst, err := c.instance(&t.Header, 1<<k)
+	if err != nil {
+		return nil, err
+	}
+	proof, err := circuit.Prove(ctx, pk, c, inst, transcript(st, k))
+	if err != nil {
+		return nil, err
+	}
+	return proof.Encode(k), nil
+}
+
+// Verify checks proof against the statement; it never panics on bad input.
+func (b *Backend) Verify(ctx context.Context, st backends.Statement, proof []byte) error {
+	if st.Header == nil {
+		return fmt.Errorf("%w: statement without header", backends.ErrProofRejected)
+	}
+	if err := st.Header.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", backends.ErrProofRejected, err)
+	}
+	k := circuitK(st.Header)
+	pk, err := b.Keys(k)
+	if err != nil {
+		return fmt.Errorf("%w: %w", backends.ErrProofRejected, err)
+	}
+	vk := pk.VK
+	p, err := vk.DecodeProof(proof)
+	if err != nil {
+		return fmt.Errorf("%w: %w", backends.ErrInvalidProof, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := &vmCircuit{}
+	c.Configure(&circuit.ConstraintSystem{})
+	inst, err := c.instance(st.Header, 1<<k)
+	if err != nil {
+		return fmt.Errorf("%w: %w", backends.ErrProofRejected, err)
+	}
+	if err := circuit.Verify(vk, inst, p, transcript(st, k)); err != nil {
+		return fmt.Errorf("%w: %w", backends.ErrProofRejected, err)
+	}
+	return nil
+}
+
+// Estimate models the prover from the circuit size: memory is dominated
+// by the columns on the 4n extended domain, time by the IPA generator
+// folding and the quotient (bench/plonkish.md gives the measured figures
+// this model was fitted to).
+func (b *Backend) Estimate(h *trace.Header) backends.Resources {
+	k := circuitK(h)
+	n := int64(1) << k
+	const columns = 160 // advice, instance, lookup helpers, fixed
+	mem := columns*n*32*5 + 64<<20
+	cores := runtime.GOMAXPROCS(0)
+	perRow := 60 * time.Microsecond // single core, fitted at k=10..14
+	d := time.Duration(n) * perRow / time.Duration(max(cores, 1))
+	return backends.Resources{Cores: cores, MemoryBytes: mem, Duration: d}
+}
+
+// MockProve checks t against the circuit without cryptography and lists
+// the failing gates, lookups and rows (pouw prove --check).
+func MockProve(t *trace.Trace) ([]circuit.Failure, error) {
+	k := circuitK(&t.Header)
+	c := &vmCircuit{t: t}
+	c.Configure(&circuit.ConstraintSystem{})
+	inst, err := c.instance(&t.Header, 1<<k)
+	if err != nil {
+		return nil, err
+	}
+	return circuit.MockProve(k, c, inst)
+}

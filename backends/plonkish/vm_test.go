@@ -1,0 +1,102 @@
+package plonkish_test
+
+import (
+	"testing"
+
+	"github.com/pouwfarm/pouwfarm/backends/plonkish"
+	"github.com/pouwfarm/pouwfarm/trace"
+)
+
+const fibSrc = `
+.inputs 1
+.outputs r1
+        LI   r1, 0
+        LI   r2, 1
+        JZ   r0, done
+loop:   ADD  r3, r1, r2
+        MOV  r1, r2
+        MOV  r2, r3
+        ADDI r0, r0, -1
+        JNZ  r0, loop
+done:   HALT
+`
+
+// every opcode, with wrapping adds, subtractions below zero and big products
+const mixSrc = `
+.inputs 2
+.outputs r5, r6
+        LI   r4, 0xffffffff00000000
+        ADD  r5, r4, r4
+        SUB  r6, r0, r4
+        MUL  r7, r4, r4
+        MULI r8, r7, 0xfffffffe00000001
+        ADDI r9, r8, -5
+        MOV  r10, r9
+loop:   MUL  r5, r5, r6
+        SUB  r6, r6, r1
+        ADDI r0, r0, -1
+        JZ   r0, out
+        JMP  loop
+out:    ADD  r15, r5, r10
+        HALT
+`
+
+func execute(t testing.TB, src string, inputs ...uint64) *trace.Trace {
+	t.Helper()
+	tr, err := trace.Execute(trace.MustAssemble(src), inputs, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trace.Check(tr); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestMockProverAcceptsValidTraces(t *testing.T) {
+	for name, tr := range map[string]*trace.Trace{
+		"fib": execute(t, fibSrc, 20),
+		"mix": execute(t, mixSrc, 5, 3),
+	} {
+		fails, err := plonkish.MockProve(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fails) != 0 {
+			t.Fatalf("%s: valid trace fails the circuit: %v", name, fails)
+		}
+	}
+}
+
+func windows(t testing.TB, tr *trace.Trace, w uint64) []*trace.Trace {
+	t.Helper()
+	ws, err := trace.Slice(tr, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+func TestMockProverAcceptsWindowsAndBatches(t *testing.T) {
+	for _, w := range windows(t, execute(t, mixSrc, 9, 4), 16) {
+		if fails, err := plonkish.MockProve(w); err != nil || len(fails) != 0 {
+			t.Fatalf("window %d: %v %v", w.Header.Segments[0].WindowIndex, err, fails)
+		}
+	}
+	for _, w := range windows(t, execute(t, fibSrc, 3), 1) {
+		if fails, err := plonkish.MockProve(w); err != nil || len(fails) != 0 {
+			t.Fatalf("W=1 window: %v %v", err, fails)
+		}
+	}
+	b, err := trace.Batch([]trace.Intent{
+		{Program: trace.MustAssemble(fibSrc), Inputs: []uint64{7}},
+		{Program: trace.MustAssemble(mixSrc), Inputs: []uint64{2, 11}},
+		{Program: trace.MustAssemble(fibSrc), Inputs: []uint64{0}},
+	}, 1<<16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fails, err := plonkish.MockProve(b); err != nil || len(fails) != 0 {
+		t.Fatalf("batch: %v %v", err, fails)
+	}
+}
