@@ -139,8 +139,8 @@ func Prove(ctx context.Context, a air.AIR, main [][]field.Base, seed []byte, opt
 			return nil, fmt.Errorf("stark: column of %d rows, AIR wants %d", len(c), n)
 		}
 	}
-	if n < 8 || n&(n-1) != 0 {
-		return nil, fmt.Errorf("stark: trace length %d is not a power of two ≥ 8", n)
+	if n < 2 || n&(n-1) != 0 {
+		return nil, fmt.Errorf("stark: trace length %d is not a power of two ≥ 2", n)
 	}
 	k := air.CompositionWidth(a)
 	if k >= opts.Blowup {

@@ -63,6 +63,11 @@ func Verify(a air.AIR, seed []byte, p *proof.Proof, minSecurity int) (int, error
 	tr.Absorb("context", proof.Context(opts, logN, w, 2*wa, 2*k))
 	tr.Absorb("main", p.MainRoot[:])
 	ch := tr.DrawExts(a.NumChallenges())
+	if cc, ok := a.(interface{ CheckChallenges([]field.Ext) error }); ok {
+		if err := cc.CheckChallenges(ch); err != nil {
+			return sec, reject("%v", err)
+		}
+	}
 	if wa > 0 {
 		tr.Absorb("aux", p.AuxRoot[:])
 	}
