@@ -40,8 +40,19 @@ type coord struct {
 	admin   *client.Client
 }
 
-func newCoord(t *testing.T, verifier api.Verifier, lease time.Duration) *coord {
+type coordOptions struct {
+	verifier api.Verifier
+	lease    time.Duration
+	tiers    api.TierBackends
+	registry *backends.Registry
+}
+
+func newCoord(t *testing.T, co coordOptions) *coord {
 	t.Helper()
+	lease := co.lease
+	if lease == 0 {
+		lease = 30 * time.Second
+	}
 	opts := store.Options{LeaseDuration: [3]time.Duration{lease, lease, lease}}.WithDefaults()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "pouw.db"), opts, clock.Real{}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -52,7 +63,10 @@ func newCoord(t *testing.T, verifier api.Verifier, lease time.Duration) *coord {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Options{Store: st, Blobs: blobs, Verifier: verifier, AdminToken: adminToken,
+	if co.verifier == nil {
+		co.verifier = co.newVerifier(blobs)
+	}
+	srv, err := api.New(api.Options{Store: st, Blobs: blobs, Verifier: co.verifier, AdminToken: adminToken, Tiers: co.tiers,
 		EventPoll: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +241,7 @@ func (m mustNotProve) Verify(context.Context, backends.Statement, []byte) error 
 func (m mustNotProve) Estimate(*trace.Header) backends.Resources { return backends.Resources{Cores: 1} }
 
 func TestCorruptedTraceFailsWithHashMismatchAndEndsInDeadLetter(t *testing.T) {
-	c := newCoord(t, nil, 30*time.Second)
+	c := newCoord(t, coordOptions{verifier: api.NoBackends{}})
 	tr, err := workload.Macro("fib", 1, 64)
 	if err != nil {
 		t.Fatal(err)
