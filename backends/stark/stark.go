@@ -80,7 +80,9 @@ func (b *Backend) Name() string { return Name }
 
 // Tiers implements backends.Backend: the same AIR proves micro windows,
 // macro intents and full batches.
-func (b *Backend) Tiers() []pouw.JobTier { return []pouw.JobTier{pouw.TierMicro, pouw.TierMacro, pouw.TierFull} }
+func (b *Backend) Tiers() []pouw.JobTier {
+	return []pouw.JobTier{pouw.TierMicro, pouw.TierMacro, pouw.TierFull}
+}
 
 // Options returns the proof options this backend proves with.
 func (b *Backend) Options() air.Options { return b.opts }
