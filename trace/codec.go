@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"unsafe"
 
 	"github.com/zeebo/blake3"
@@ -180,6 +181,7 @@ func DecodeHeader(r io.Reader, limit int64) (*Header, int64, error) {
 // arrive, every value must be a canonical field element, and trailing bytes
 // are an error. Decode does not run Check.
 func Decode(r io.Reader, limit int64) (*Trace, error) {
+	hint := remaining(r)
 	if _, ok := r.(io.ByteReader); !ok {
 		r = bufio.NewReaderSize(r, 1<<16)
 	}
@@ -192,6 +194,9 @@ func Decode(r io.Reader, limit int64) (*Trace, error) {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	total := int64(h.Rows) * Width
+	// a reader that knows how much it holds lets the rows be allocated once
+	// when the bytes are really there
+	d.sizeKnown = hint >= 0 && hint-d.read >= total*8
 	if !d.need(total*8, "rows") {
 		return nil, d.err
 	}
@@ -210,7 +215,11 @@ func Decode(r io.Reader, limit int64) (*Trace, error) {
 // header that lies about its row count costs at most what was really sent.
 func (d *decoder) cells(total int64) ([]uint64, error) {
 	const first = 1 << 21 // 16 MiB of cells before the first growth
-	cells := make([]uint64, 0, min(total, first))
+	start := min(total, first)
+	if d.sizeKnown {
+		start = total
+	}
+	cells := make([]uint64, 0, start)
 	buf := make([]byte, 0)
 	for int64(len(cells)) < total {
 		if len(cells) == cap(cells) {
@@ -247,6 +256,26 @@ func (d *decoder) cells(total int64) ([]uint64, error) {
 		}
 	}
 	return cells, nil
+}
+
+// remaining is how many bytes r still holds when it can tell (an in-memory
+// reader or a regular file), else -1.
+func remaining(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len())
+	case *os.File:
+		st, err := v.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			return -1
+		}
+		off, err := v.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return -1
+		}
+		return st.Size() - off
+	}
+	return -1
 }
 
 // header reads the header fields of docs/trace-format.md.

@@ -23,6 +23,9 @@ type decoder struct {
 	read int64 // bytes consumed
 	err  error
 	buf  [32]byte
+	// sizeKnown: the reader holds all the bytes the rows need, so they may
+	// be allocated at once
+	sizeKnown bool
 }
 
 func (d *decoder) fail(err error) {
