@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	// go-redis logs every failed dial; the fault tests make thousands.
+	redis.SetLogger(quietLogger{})
 	code := m.Run()
 	shared.Close()
 	os.RemoveAll(dir)
@@ -113,3 +115,7 @@ func harness(t *testing.T, opts store.Options) storetest.Harness {
 }
 
 func TestConformance(t *testing.T) { storetest.Run(t, harness) }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}

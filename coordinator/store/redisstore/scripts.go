@@ -160,27 +160,31 @@ local function ready(id, now)
   redis.call('DEL', rd)
 end
 
--- fail_leased ends the current lease of a leased job as a failure.
-local function fail_leased(id, outcome, reason, now)
+-- end_lease ends the current lease of a leased job with outcome; rejected,
+-- failed and expired count as failures. The job goes back to pending, or to
+-- dead letter when it has no retries left or its deadline has come.
+local function end_lease(id, outcome, reason, now)
   local jk = jkey(id)
-  local f = redis.call('HMGET', jk, 'tier', 'backend', 'pm', 'seq', 'maxr', 'dl', 'prover')
-  local att = redis.call('HINCRBY', jk, 'att', 1)
+  local f = redis.call('HMGET', jk, 'tier', 'backend', 'pm', 'seq', 'maxr', 'dl', 'prover', 'att')
+  local failure = outcome ~= 'released'
+  local att = tonumber(f[8])
+  if failure then att = redis.call('HINCRBY', jk, 'att', 1) end
   end_attempt(id, now, outcome, reason)
   redis.call('ZREM', K .. 'leases', id)
   local prover = f[7] or ''
   if prover ~= '' then
-    redis.call('HINCRBY', K .. 'pstats:' .. prover, 'failed', 1)
-    seen(prover, now)
+    if failure then redis.call('HINCRBY', K .. 'pstats:' .. prover, 'failed', 1) end
+    -- An expiry is the prover's silence, not a sign of life.
+    if outcome ~= 'expired' then seen(prover, now) end
   end
-  local why = outcome
-  if reason and reason ~= '' then why = outcome .. ': ' .. reason end
   local dead = nil
   if att >= tonumber(f[5]) then
-    dead = 'max_retries reached (' .. istr(att) .. ' failed attempts), last ' .. why
+    dead = 'max_retries reached (' .. istr(att) .. ' failed attempts), last: ' .. outcome
+    if reason and reason ~= '' then dead = dead .. ': ' .. reason end
   elseif now >= tonumber(f[6]) then
-    dead = 'deadline passed, last ' .. why
+    dead = 'deadline passed'
   end
-  -- One event for the failure, then one for the move to dead letter.
+  -- One event for the end of the lease, then one for the move to dead letter.
   local after = 'pending'
   if dead then after = 'dead' end
   jev('job.' .. outcome, now, id, f[1], after, att, prover, 0, reason)
@@ -421,7 +425,7 @@ local now = now_ms()
 local id, prover, lh, outcome, reason = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local e = check_lease(id, prover, lh, now)
 if e then return redis.error_reply(e) end
-fail_leased(id, outcome, reason, now)
+end_lease(id, outcome, reason, now)
 return redis.call('HGETALL', jkey(id))
 `
 
@@ -431,17 +435,8 @@ local now = now_ms()
 local id, prover, lh, reason = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local e = check_lease(id, prover, lh, now)
 if e then return redis.error_reply(e) end
-local jk = jkey(id)
-local f = redis.call('HMGET', jk, 'tier', 'backend', 'pm', 'seq', 'att')
-end_attempt(id, now, 'released', reason)
-redis.call('ZREM', K .. 'leases', id)
-redis.call('HSET', jk, 'state', 'pending', 'lexp', '0')
-redis.call('HDEL', jk, 'prover', 'lh', 'lclaim')
-pend_add(id, f[1], f[2], f[3], f[4])
-cnt(f[1], 'leased', 'pending')
-seen(prover, now)
-jev('job.released', now, id, f[1], 'pending', f[5], prover, 0, reason)
-return redis.call('HGETALL', jk)
+end_lease(id, 'released', reason, now)
+return redis.call('HGETALL', jkey(id))
 `
 
 // ARGV: limit
@@ -451,7 +446,7 @@ local limit = tonumber(ARGV[8])
 local n = 0
 local ids = redis.call('ZRANGEBYSCORE', K .. 'leases', '-inf', istr(now), 'LIMIT', 0, limit)
 for i = 1, #ids do
-  fail_leased(ids[i], 'expired', 'lease expired', now)
+  end_lease(ids[i], 'expired', 'lease expired', now)
   n = n + 1
 end
 if n < limit then
@@ -482,29 +477,46 @@ const luaRequeue = `
 local now = now_ms()
 local id = ARGV[8]
 local jk = jkey(id)
-local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'pm', 'seq', 'reward', 'dl', 'waitn')
+local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'pm', 'seq', 'reward', 'dl', 'deps')
 if not f[1] then return redis.error_reply('POUW_NOTFOUND job ' .. id .. ' not found') end
 if f[1] ~= 'dead' then
   return redis.error_reply('POUW_CONFLICT job ' .. id .. ' is ' .. f[1] .. '; only dead jobs can be requeued')
 end
-if f[8] and tonumber(f[8]) > 0 then
-  return redis.error_reply('POUW_CONFLICT job ' .. id .. ' died waiting for a dependency that is dead')
-end
 if now >= tonumber(f[7]) then
   return redis.error_reply('POUW_CONFLICT job ' .. id .. ': its deadline_ms ' .. f[7] .. ' has passed')
+end
+-- Dependencies again: a dead one refuses, a completed (or expired, hence
+-- completed) one is done, any other one is waited for.
+local waitfor = {}
+if f[8] and f[8] ~= '' then
+  for d in string.gmatch(f[8], '[^,]+') do
+    local st = redis.call('HGET', jkey(d), 'state')
+    if st == 'dead' then
+      return redis.error_reply('POUW_CONFLICT job ' .. id .. ' depends on job ' .. d .. ', which is dead')
+    end
+    if st and st ~= 'completed' then waitfor[#waitfor + 1] = d end
+  end
 end
 local r = tonumber(f[6])
 local avail = tonumber(redis.call('HGET', K .. 'pool', 'avail') or '0')
 if avail < r then
   return redis.error_reply('POUW_FUNDS the pool has ' .. istr(avail) .. ' available, reward_budget is ' .. f[6])
 end
+local state = 'pending'
+if #waitfor > 0 then state = 'waiting' end
 redis.call('ZREM', K .. 'dead:' .. f[2], id)
-redis.call('HSET', jk, 'state', 'pending', 'att', '0')
-redis.call('HDEL', jk, 'dreason')
+redis.call('HSET', jk, 'state', state, 'att', '0')
+redis.call('HDEL', jk, 'dreason', 'waitn')
 pool_move('avail', 'res', r)
-pend_add(id, f[2], f[3], f[4], f[5])
-cnt(f[2], 'dead', 'pending')
-jev('job.requeued', now, id, f[2], 'pending', 0, '', r, '')
+if #waitfor > 0 then
+  redis.call('HSET', jk, 'waitn', istr(#waitfor))
+  for i = 1, #waitfor do redis.call('SADD', K .. 'rdeps:' .. waitfor[i], id) end
+  redis.call('ZADD', K .. 'wait', f[7], id)
+else
+  pend_add(id, f[2], f[3], f[4], f[5])
+end
+cnt(f[2], 'dead', state)
+jev('job.requeued', now, id, f[2], state, 0, '', r, '')
 return redis.call('HGETALL', jk)
 `
 
