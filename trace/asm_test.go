@@ -82,3 +82,24 @@ func TestProgramDecoderRejectsNonCanonicalEncodings(t *testing.T) {
 		t.Errorf("truncated program: %v", err)
 	}
 }
+
+func FuzzUnmarshalProgram(f *testing.F) {
+	for _, src := range []string{fibSrc, ".inputs 2\n.outputs r2\nMUL r2, r0, r1\nHALT", "top: JMP top"} {
+		b, _ := trace.MustAssemble(src).MarshalBinary()
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := trace.UnmarshalProgram(b)
+		if err != nil {
+			return
+		}
+		// a decoded program is valid and encodes back to the same bytes
+		if err := p.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if enc, _ := p.MarshalBinary(); !bytes.Equal(enc, b) {
+			t.Fatal("re-encoding differs")
+		}
+	})
+}

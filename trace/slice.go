@@ -60,6 +60,10 @@ func checkWindowArgs(t *Trace, w, k uint64) error {
 	if !isPow2(w) || log2(w) > MaxLogRows {
 		return fmt.Errorf("%w: window size %d is not a power of two", ErrInputs, w)
 	}
+	if w > DefaultWindow && w > h.Rows {
+		// a window wider than its source would only repeat the HALT row
+		return fmt.Errorf("%w: window size %d exceeds the trace's %d rows", ErrInputs, w, h.Rows)
+	}
 	if k >= Windows(t, w) {
 		return fmt.Errorf("%w: window %d of %d", ErrInputs, k, Windows(t, w))
 	}
