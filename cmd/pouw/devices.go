@@ -57,20 +57,25 @@ func farmEnvTwins(cmd *cobra.Command) error {
 	return err
 }
 
+// options turns the flags into the scheduler's host options.
+func (h *farmHostFlags) options(sel scheduler.GPUSelection) scheduler.HostOptions {
+	mem := h.memory
+	if mem == 0 {
+		mem = scheduler.HostMemoryBytes() / 10 * 8
+	}
+	return scheduler.HostOptions{
+		CPUCores: h.cpu, CoresPerSlot: h.coresPerSlot, HostMemoryBytes: mem,
+		GPUs: sel, JobsPerGPU: h.jobsPerGPU, MaxTraceBytes: h.maxTrace,
+	}
+}
+
 // model discovers GPUs through src and builds this host's slots.
 func (h *farmHostFlags) model(src gpu.Source) ([]scheduler.Slot, []scheduler.Exclusion, error) {
 	sel, err := scheduler.ParseGPUSelection(h.gpus)
 	if err != nil {
 		return nil, nil, err
 	}
-	mem := h.memory
-	if mem == 0 {
-		mem = scheduler.HostMemoryBytes() / 10 * 8
-	}
-	return scheduler.DeviceModel(scheduler.HostOptions{
-		CPUCores: h.cpu, CoresPerSlot: h.coresPerSlot, HostMemoryBytes: mem,
-		GPUs: sel, JobsPerGPU: h.jobsPerGPU, MaxTraceBytes: h.maxTrace,
-	}, src.Devices(), src.Unavailable())
+	return scheduler.DeviceModel(h.options(sel), src.Devices(), src.Unavailable())
 }
 
 func newDevicesCmd() *cobra.Command {

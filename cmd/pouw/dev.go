@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pouwfarm/pouwfarm/coordinator/api"
+	"github.com/pouwfarm/pouwfarm/devnet"
+	"github.com/pouwfarm/pouwfarm/pouw"
+	"github.com/pouwfarm/pouwfarm/scheduler"
+)
+
+func init() { commands = append(commands, newDevCmd) }
+
+func newDevCmd() *cobra.Command {
+	var host farmHostFlags
+	var dataDir, addr, tiers, workloads, tierTable string
+	var jobs, batch int
+	var exitWhenDone, asJSON bool
+	var steps, window uint64
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a coordinator, a local farm and a synthetic intent generator in one process",
+		Long: `Run pouwfarm end to end in one process, with no Redis and no GPU needed: a
+coordinator on the embedded bolt store (file blobs, a lease reaper), a local
+farm proving on this host's slots with the real backends, and a generator of
+synthetic intents across all tiers (the trace/workload programs: a Micro
+window, a Macro intent, a Full batch, in turn).
+
+Progress is logged every two seconds (jobs per state and tier). With --jobs N
+--exit-when-done it generates N jobs, waits until each is completed or dead,
+prints a summary (jobs per tier, proofs/s, p50/p95 time from claim to
+verified proof per tier, the fee pool) and exits 0 only if every job
+completed with a verified proof and the pool balances.
+
+The coordinator's URL and admin token are printed at start; the token is also
+written to <data-dir>/admin.token.`,
+		Example: `  pouw dev
+  pouw dev --jobs 50 --exit-when-done
+  pouw dev --jobs 9 --exit-when-done --steps 1024 --workloads mimc --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := farmEnvTwins(cmd); err != nil {
+				return err
+			}
+			sel, err := scheduler.ParseGPUSelection(host.gpus)
+			if err != nil {
+				return err
+			}
+			var ts []pouw.JobTier
+			for _, s := range strings.Split(tiers, ",") {
+				t, err := pouw.ParseTier(strings.TrimSpace(s))
+				if err != nil {
+					return fmt.Errorf("--tiers: %w", err)
+				}
+				ts = append(ts, t)
+			}
+			table, err := api.ParseTierBackends(tierTable)
+			if err != nil {
+				return fmt.Errorf("--tier-backends: %w", err)
+			}
+			var wl []string
+			if workloads != "" {
+				wl = strings.Split(workloads, ",")
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			src := openGPUs(logger, host.gpus)
+			if c, ok := src.(interface{ Close() error }); ok {
+				defer c.Close()
+			}
+			sum, err := devnet.Dev(cmd.Context(), devnet.DevOptions{
+				DataDir: dataDir, Addr: addr, Jobs: jobs, ExitWhenDone: exitWhenDone, Interval: interval,
+				Tiers: ts, Workloads: wl, Steps: steps, BatchSize: batch, Window: window, Tiers2B: table,
+				Host: host.options(sel), GPUs: src, Logger: logger,
+				OnReady: func(url, token, file string) {
+					where := ""
+					if file != "" {
+						where = " (also in " + file + ")"
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "pouw dev: coordinator at %s\npouw dev: admin token %s%s\n", url, token, where)
+				},
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(sum); err != nil {
+					return err
+				}
+			} else {
+				printSummary(cmd.OutOrStdout(), sum)
+			}
+			if !sum.OK() {
+				return exitError{code: 1, msg: fmt.Sprintf("%s: %d of %d completed, %d dead", devnet.ErrNotAllCompleted, sum.Completed, sum.Jobs, sum.Dead)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	host.register(f)
+	f.StringVar(&dataDir, "data-dir", "", "coordinator files (bolt store, blobs, admin.token); a temporary directory when empty [POUW_DATA_DIR]")
+	f.StringVar(&addr, "addr", "127.0.0.1:0", "coordinator listen address [POUW_ADDR]")
+	f.IntVar(&jobs, "jobs", 0, "generate this many jobs (0: one every --interval until stopped) [POUW_JOBS]")
+	f.BoolVar(&exitWhenDone, "exit-when-done", false, "with --jobs: print a summary and exit once every job is completed or dead [POUW_EXIT_WHEN_DONE]")
+	f.DurationVar(&interval, "interval", time.Second, "without --jobs: time between generated jobs [POUW_INTERVAL]")
+	f.StringVar(&tiers, "tiers", "micro,macro,full", "tiers to generate, in turn [POUW_TIERS]")
+	f.StringVar(&workloads, "workloads", "", "workloads to cycle through (default: all of trace/workload) [POUW_WORKLOADS]")
+	f.Uint64Var(&steps, "steps", 256, "steps of a Macro intent (a Full batch holds --batch intents of about steps/batch each) [POUW_STEPS]")
+	f.IntVar(&batch, "batch", 4, "intents per Full batch [POUW_BATCH]")
+	f.Uint64Var(&window, "window", 16, "steps of a Micro window (a power of two) [POUW_WINDOW]")
+	f.StringVar(&tierTable, "tier-backends", "", "tier -> backend table, e.g. micro=plonkish,macro=stark,full=stark (default stark for all) [POUW_TIER_BACKENDS]")
+	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+func printSummary(out io.Writer, s devnet.Summary) {
+	fmt.Fprintf(out, "pouw dev: %d jobs, %d completed and verified, %d dead, %d unsettled in %s (%.2f proofs/s)\n",
+		s.Jobs, s.Completed, s.Dead, s.Other, s.Elapsed.Round(time.Millisecond), s.ProofsPerSecond())
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TIER\tJOBS\tCOMPLETED\tDEAD\tP50\tP95")
+	for _, t := range s.Tiers {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\n", t.Tier, t.Jobs, t.Completed, t.Dead, t.P50, t.P95)
+	}
+	_ = w.Flush()
+	fmt.Fprintf(out, "pool: deposited %d = available %d + reserved %d + paid %d (balanced: %v)\n",
+		s.Pool.Deposited, s.Pool.Available, s.Pool.Reserved, s.Pool.Paid, s.Pool.Balanced())
+	for _, p := range s.Provers {
+		fmt.Fprintf(out, "prover %s: %d completed, %d failed, %d earned, avg %d ms\n",
+			p.ProverID, p.JobsCompleted, p.JobsFailed, p.TotalFeeEarned, p.AvgCompletionTimeMs)
+	}
+}

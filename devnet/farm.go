@@ -1,0 +1,116 @@
+package devnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pouwfarm/pouwfarm/backends"
+	"github.com/pouwfarm/pouwfarm/backends/plonkish"
+	"github.com/pouwfarm/pouwfarm/backends/stark"
+	"github.com/pouwfarm/pouwfarm/coordinator/client"
+	"github.com/pouwfarm/pouwfarm/gpu"
+	"github.com/pouwfarm/pouwfarm/scheduler"
+	"github.com/pouwfarm/pouwfarm/scheduler/agent"
+)
+
+// Backends returns the registry of every backend a farm runs and a
+// coordinator verifies with: the STARK and the PLONKish prover.
+func Backends() (*backends.Registry, error) {
+	s, err := stark.New(stark.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("devnet: stark backend: %w", err)
+	}
+	return backends.NewRegistry(s, plonkish.New(plonkish.Options{}))
+}
+
+// FarmOptions configure a farm: one agent over this host's slots.
+type FarmOptions struct {
+	Coordinator string // URL
+	Token       string
+	ProverID    string
+	Host        scheduler.HostOptions
+	// GPUs is the GPU source (gpu.Open, or gpu.Null for --gpus none).
+	GPUs     gpu.Source
+	Backends *backends.Registry
+	Logger   *slog.Logger
+	// MetricsAddr, when set, serves /metrics (GPU and farm metrics) there.
+	MetricsAddr string
+	// Registry receives the metrics (a fresh one when nil).
+	Registry   *prometheus.Registry
+	DrainGrace time.Duration
+	MinReward  uint64
+	// IdleMin/IdleMax bound the backoff when there is nothing to do.
+	IdleMin, IdleMax time.Duration
+}
+
+// RunFarm builds the slots, starts the GPU health loop and the metrics
+// endpoint, and runs the agent until ctx ends and the drain is over.
+func RunFarm(ctx context.Context, o FarmOptions) error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.GPUs == nil {
+		o.GPUs = gpu.Null{Reason: "no GPU source given"}
+	}
+	if o.ProverID == "" {
+		return errors.New("devnet: the farm needs its prover id (the proofs are bound to it)")
+	}
+	cl, err := client.New(o.Coordinator, client.Options{Token: o.Token})
+	if err != nil {
+		return err
+	}
+	slots, excl, err := scheduler.DeviceModel(o.Host, o.GPUs.Devices(), o.GPUs.Unavailable())
+	if err != nil {
+		return err
+	}
+	for _, e := range excl {
+		o.Logger.Info("device excluded", "device", e.Device, "reason", e.Reason)
+	}
+	if len(slots) == 0 {
+		return errors.New("devnet: this farm has no slots to prove on (see pouw devices)")
+	}
+	alloc, err := scheduler.NewAllocator(slots, agent.SchedulerBackends(o.Backends))
+	if err != nil {
+		return err
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := gpu.RegisterMetrics(reg, o.GPUs); err != nil {
+		return err
+	}
+	a, err := agent.New(agent.Options{
+		Coordinator: cl, ProverID: o.ProverID, Pool: scheduler.NewPool(alloc), Backends: o.Backends,
+		GPUs: o.GPUs, Logger: o.Logger, Registerer: reg, DrainGrace: o.DrainGrace, MinReward: o.MinReward,
+		IdleMin: o.IdleMin, IdleMax: o.IdleMax,
+	})
+	if err != nil {
+		return err
+	}
+	if w, ok := o.GPUs.(interface{ WatchHealth(context.Context) error }); ok {
+		go func() { _ = w.WatchHealth(ctx) }()
+	}
+	if o.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", o.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("devnet: metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		defer hs.Close()
+		o.Logger.Info("farm metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	o.Logger.Info("farm started", "coordinator", o.Coordinator, "prover", o.ProverID, "slots", len(slots), "backends", o.Backends.Names())
+	return a.Run(ctx)
+}
