@@ -1,0 +1,78 @@
+package plonkish_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/pouwfarm/pouwfarm/backends/plonkish"
+	"github.com/pouwfarm/pouwfarm/trace"
+)
+
+// microWindow returns the first window of W = 2^(k-1) steps of a long
+// Fibonacci run: the largest window a circuit of 2^k rows holds.
+func microWindow(b testing.TB, k int) *trace.Trace {
+	w := uint64(1) << (k - 1)
+	src := execute(b, fibSrc, w) // 5 steps per iteration: more than w steps
+	return windows(b, src, w)[0]
+}
+
+func benchKs() []int {
+	ks := []int{10, 11, 12, 13}
+	if os.Getenv("POUW_BENCH_FULL") == "1" {
+		ks = append(ks, 14, 15, 16)
+	}
+	return ks
+}
+
+func BenchmarkProve(b *testing.B) {
+	be := plonkish.New(plonkish.Options{})
+	ctx := context.Background()
+	for _, k := range benchKs() {
+		w := microWindow(b, k)
+		st := statement(b, w, "", "")
+		pk, err := be.Keys(k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var proof []byte
+		b.Run(fmt.Sprintf("plonkish/micro/k=%d", k), func(b *testing.B) {
+			for b.Loop() {
+				if proof, err = be.Prove(ctx, w, st); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(proof)), "proof_bytes")
+			b.ReportMetric(float64(w.Header.Rows), "steps")
+		})
+		b.Run(fmt.Sprintf("floor/micro/k=%d", k), func(b *testing.B) {
+			for b.Loop() {
+				if err := pk.Floor(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	be := plonkish.New(plonkish.Options{})
+	ctx := context.Background()
+	for _, k := range benchKs() {
+		w := microWindow(b, k)
+		st := statement(b, w, "", "")
+		proof, err := be.Prove(ctx, w, st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("plonkish/micro/k=%d", k), func(b *testing.B) {
+			for b.Loop() {
+				if err := be.Verify(ctx, st, proof); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(proof)), "proof_bytes")
+		})
+	}
+}
