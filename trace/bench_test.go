@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/trace"
@@ -151,11 +153,17 @@ func BenchmarkTraceHash(b *testing.B) {
 		want, _ := trace.Hash(tr)
 		b.Run(fmt.Sprintf("blake3/macro/steps=2^%d", lg), func(b *testing.B) {
 			b.SetBytes(int64(len(enc)))
+			// CPU time of this thread too: on a shared machine wall time
+			// includes waiting for a core
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0 := threadCPU()
 			for b.Loop() {
 				if _, err := trace.Hash(tr); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, int64(len(enc)), threadCPU()-cpu0)
 		})
 		bin, err := exec.LookPath("b3sum")
 		if err != nil {
@@ -167,16 +175,27 @@ func BenchmarkTraceHash(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("b3sum-1thread/macro/steps=2^%d", lg), func(b *testing.B) {
 			b.SetBytes(int64(len(enc)))
+			var cpu time.Duration
 			for b.Loop() {
-				out, err := exec.Command(bin, "--num-threads", "1", "--no-names", path).Output()
+				c := exec.Command(bin, "--num-threads", "1", "--no-names", path)
+				out, err := c.Output()
 				if err != nil {
 					b.Fatal(err)
 				}
 				if string(out[:64]) != want.String() {
 					b.Fatal("b3sum disagrees with trace.Hash")
 				}
+				cpu += c.ProcessState.UserTime() + c.ProcessState.SystemTime()
 			}
+			reportCPU(b, int64(len(enc)), cpu)
 		})
+	}
+}
+
+// reportCPU reports MB per second of CPU time (cpu-MB/s).
+func reportCPU(b *testing.B, size int64, cpu time.Duration) {
+	if cpu > 0 {
+		b.ReportMetric(float64(size)*float64(b.N)/cpu.Seconds()/1e6, "cpu-MB/s")
 	}
 }
 
