@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -67,6 +68,10 @@ type Store struct {
 	opts   store.Options
 	clk    clock.Clock
 	logger *slog.Logger
+	// writers counts transitions in flight: alone, a transition commits on
+	// its own; with company, it joins a bbolt batch so several share one
+	// fsync.
+	writers atomic.Int32
 }
 
 var _ store.Store = (*Store)(nil)
@@ -97,6 +102,8 @@ func Open(path string, opts store.Options, clk clock.Clock, logger *slog.Logger)
 		_ = db.Close()
 		return nil, fmt.Errorf("%w: init bolt store %s: %v", store.ErrUnavailable, path, err)
 	}
+	// A batch waits this long for company before it commits.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	logger.Info("bolt store opened", "path", path)
 	return &Store{db: db, opts: opts.WithDefaults(), clk: clk, logger: logger}, nil
 }
@@ -149,7 +156,15 @@ func (s *Store) update(ctx context.Context, fn func(t *txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	run := s.db.Update
+	if s.writers.Add(1) > 1 {
+		// Batch may run fn more than once (a batch is retried without the
+		// member that failed): every fn re-reads what it needs and resets
+		// its results at its start.
+		run = s.db.Batch
+	}
+	defer s.writers.Add(-1)
+	err := run(func(tx *bolt.Tx) error {
 		t := &txn{tx: tx, now: pouw.Millis(s.clk.Now()), s: s}
 		if err := fn(t); err != nil {
 			return err

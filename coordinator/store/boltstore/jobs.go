@@ -53,6 +53,7 @@ func (s *Store) Enqueue(ctx context.Context, req store.EnqueueRequest) (pouw.Pro
 		created bool
 	)
 	err := s.update(ctx, func(t *txn) error {
+		job, created = pouw.ProofJob{}, false
 		if err := validateEnqueue(&req, t.now); err != nil {
 			return err
 		}

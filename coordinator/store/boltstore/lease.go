@@ -57,6 +57,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) (store.Lease,
 	var lease store.Lease
 	noJob := false
 	err = s.update(ctx, func(t *txn) error {
+		lease, noJob = store.Lease{}, false
 		prover, err := t.loadProver(req.ProverID)
 		if err != nil {
 			return err
