@@ -69,6 +69,7 @@ func BenchmarkTraceGen(b *testing.B) {
 		b.Run(fmt.Sprintf("mimc/macro/steps=2^%d", lg), func(b *testing.B) {
 			b.SetBytes(size)
 			var steps uint64
+			defer cpuMetric(b, size)()
 			for b.Loop() {
 				tr, err := trace.Execute(it.Program, it.Inputs, 1<<40)
 				if err != nil {
@@ -84,6 +85,7 @@ func BenchmarkTraceGen(b *testing.B) {
 				src[i] = uint64(i)
 			}
 			b.SetBytes(size)
+			defer cpuMetric(b, size)()
 			for b.Loop() {
 				dst := make([]uint64, len(src)) // Execute allocates its rows too
 				copy(dst, src)
@@ -111,6 +113,7 @@ func BenchmarkTraceEncode(b *testing.B) {
 		b.Run(fmt.Sprintf("fib/macro/steps=2^%d", lg), func(b *testing.B) {
 			b.SetBytes(int64(len(enc)))
 			dst := &sliceWriter{b: make([]byte, 0, len(enc))}
+			defer cpuMetric(b, int64(len(enc)))()
 			for b.Loop() {
 				dst.b = dst.b[:0]
 				if err := trace.Encode(dst, tr); err != nil {
@@ -135,6 +138,7 @@ func BenchmarkTraceDecode(b *testing.B) {
 		_, enc := benchTrace(b, lg)
 		b.Run(fmt.Sprintf("fib/macro/steps=2^%d", lg), func(b *testing.B) {
 			b.SetBytes(int64(len(enc)))
+			defer cpuMetric(b, int64(len(enc)))()
 			for b.Loop() {
 				if _, err := trace.Decode(bytes.NewReader(enc), int64(len(enc))); err != nil {
 					b.Fatal(err)
@@ -155,15 +159,12 @@ func BenchmarkTraceHash(b *testing.B) {
 			b.SetBytes(int64(len(enc)))
 			// CPU time of this thread too: on a shared machine wall time
 			// includes waiting for a core
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			cpu0 := threadCPU()
+			defer cpuMetric(b, int64(len(enc)))()
 			for b.Loop() {
 				if _, err := trace.Hash(tr); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reportCPU(b, int64(len(enc)), threadCPU()-cpu0)
 		})
 		bin, err := exec.LookPath("b3sum")
 		if err != nil {
@@ -189,6 +190,18 @@ func BenchmarkTraceHash(b *testing.B) {
 			}
 			reportCPU(b, int64(len(enc)), cpu)
 		})
+	}
+}
+
+// cpuMetric locks the benchmark to its OS thread and returns a func that
+// reports its throughput per second of that thread's CPU time (cpu-MB/s):
+// on a shared machine wall time includes waiting for a core.
+func cpuMetric(b *testing.B, size int64) func() {
+	runtime.LockOSThread()
+	cpu0 := threadCPU()
+	return func() {
+		reportCPU(b, size, threadCPU()-cpu0)
+		runtime.UnlockOSThread()
 	}
 }
 
