@@ -3,6 +3,39 @@
 // redisstore.
 //
 // An implementation's test calls Run with a constructor of fresh harnesses.
+// One file per area of the contract (enqueue, claim, lease, deps, pool,
+// events, retention, deadletter, concurrency) adds its tests to the suite;
+// model.go is a pgregory.net/rapid state machine that drives random
+// operations and compares the store with an in-memory model of the rules
+// after every step.
+//
+// Where ARCHITECTURE.md leaves a choice open, the suite fixes it, so both
+// stores behave the same:
+//   - Validation comes first (ErrInvalid), then deduplication (a duplicate
+//     answers with the existing job even when the pool is empty), then
+//     depends_on (ErrNotFound unknown, ErrConflict dead), then funds.
+//   - Within the dedup window, a triple whose completed job was purged by
+//     retention still answers created=false with the old job id.
+//   - Claim by an unregistered prover is ErrNotFound. A claim may move the
+//     pending jobs past their deadline that it meets to the dead letter.
+//   - Lease checks: the current token held by another prover id, or a live
+//     lease held by another prover when the caller never held one on the
+//     job, is ErrNotLeaseHolder; every other wrong or stale token, and the
+//     current token after expiry, is ErrLeaseLost.
+//   - A failure, expiry or release past the deadline dead-letters the job;
+//     a failure whose attempts reach max_retries does too. Killing a job
+//     kills, transitively, every job waiting on it.
+//   - Requeue: ErrConflict unless dead, past its deadline, or with a dead
+//     dependency; a dependency not yet completed makes it waiting again.
+//   - Events: exactly one per transition (job.created, job.claimed,
+//     job.renewed, job.released, job.rejected/failed/expired, job.completed,
+//     job.requeued, pool.deposit, prover.registered), plus job.ready for
+//     each waiter a completion releases and job.dead for each job that dies
+//     (after the failure event that killed it). BeginVerify appends none.
+//     Exactly MaxEvents are kept; reading after an id older than the oldest
+//     kept minus one is ErrEventsTruncated.
+//   - ReapExpired also makes completed jobs past Retention unreadable
+//     (ErrNotFound) and forgets dedup entries past DedupWindow.
 package storetest
 
 import (
