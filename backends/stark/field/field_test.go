@@ -117,22 +117,36 @@ func TestExtendEvaluatesOnTheCoset(t *testing.T) {
 			t.Fatalf("LDE point %d wrong", i)
 		}
 	}
-	back := append([]field.Base(nil), out...)
-	d.InterpolateCoset(back)
-	for i := range back {
+	small := append([]field.Base(nil), out...)
+	field.InterpolateCosetSmall(small, off)
+	for i := range small {
 		want := field.Base{}
 		if i < n {
 			want = coeffs[i]
 		}
-		if !back[i].Equal(&want) {
-			t.Fatalf("coset interpolation coefficient %d wrong", i)
+		if !small[i].Equal(&want) {
+			t.Fatalf("small coset interpolation coefficient %d wrong", i)
 		}
 	}
-	small := append([]field.Base(nil), out...)
-	field.InterpolateCosetSmall(small, off)
-	for i := range n {
-		if !small[i].Equal(&coeffs[i]) {
-			t.Fatalf("small coset interpolation coefficient %d wrong", i)
+}
+
+func TestExtendMatchesOneBigFFT(t *testing.T) {
+	for _, tc := range []struct{ n, b int }{{2, 4}, {8, 8}, {256, 16}, {1024, 8}} {
+		d, err := field.NewDomains(tc.n, tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := make([]field.Base, tc.n)
+		for i := range c {
+			c[i] = field.New(uint64(i*i + 3))
+		}
+		a, b := make([]field.Base, tc.n*tc.b), make([]field.Base, tc.n*tc.b)
+		d.Extend(c, a)
+		field.ExtendBig(d, c, b)
+		for i := range a {
+			if !a[i].Equal(&b[i]) {
+				t.Fatalf("n=%d blowup=%d: point %d differs", tc.n, tc.b, i)
+			}
 		}
 	}
 }

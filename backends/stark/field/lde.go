@@ -14,6 +14,11 @@ type Domains struct {
 	N, LDESize, Blowup int
 	trace              *fft.Domain
 	lde                *fft.Domain
+	// scale[j][i] = (7·ω_N^j)^i and rev the bit-reversal permutation of
+	// [0, n): Extend evaluates over the LDE coset as Blowup cosets of the
+	// trace domain.
+	scale [][]Base
+	rev   []uint32
 }
 
 // NewDomains builds the domains for a trace of n rows (a power of two) and a
@@ -26,11 +31,29 @@ func NewDomains(n, blowup int) (*Domains, error) {
 	if size > 1<<32 {
 		return nil, fmt.Errorf("field: LDE domain 2^%d too large", bits.Len(uint(size))-1)
 	}
-	return &Domains{
+	d := &Domains{
 		N: n, LDESize: size, Blowup: blowup,
 		trace: fft.NewDomain(uint64(n)),
-		lde:   fft.NewDomain(uint64(size), fft.WithShift(Generator())),
-	}, nil
+		lde:   fft.NewDomain(uint64(size), fft.WithShift(Generator()), fft.WithoutPrecompute()),
+		scale: make([][]Base, blowup),
+		rev:   make([]uint32, n),
+	}
+	w := RootOfUnity(uint64(size))
+	s := Generator()
+	for j := range d.scale {
+		t := make([]Base, n)
+		t[0].SetOne()
+		for i := 1; i < n; i++ {
+			t[i].Mul(&t[i-1], &s)
+		}
+		d.scale[j] = t
+		s.Mul(&s, &w)
+	}
+	shift := 64 - uint(bits.TrailingZeros(uint(n)))
+	for i := range d.rev {
+		d.rev[i] = uint32(bits.Reverse64(uint64(i)) >> shift)
+	}
+	return d, nil
 }
 
 // Interpolate turns the n evaluations of a column over the trace domain
@@ -41,25 +64,38 @@ func (d *Domains) Interpolate(vals []Base) {
 }
 
 // Extend evaluates the polynomial with coefficients c (natural order,
-// len(c) ≤ LDESize) over the LDE coset into out (natural order, len
-// LDESize).
+// len(c) ≤ n) over the LDE coset into out (natural order, len LDESize).
+//
+// Point i·Blowup + j of the coset is s_j·g^i with s_j = 7·ω_N^j, so the
+// extension is Blowup FFTs of size n of the coefficients scaled by s_j^k:
+// cheaper than one FFT of size N over mostly zero coefficients.
 func (d *Domains) Extend(c []Base, out []Base) {
-	if len(out) != d.LDESize || len(c) > d.LDESize {
+	if len(out) != d.LDESize || len(c) > d.N {
 		panic("field: Extend size mismatch")
 	}
+	n, b := d.N, d.Blowup
+	tmp := make([]Base, n)
+	for j := range b {
+		clear(tmp)
+		sc := d.scale[j]
+		for k := range c {
+			tmp[d.rev[k]].Mul(&c[k], &sc[k])
+		}
+		d.trace.FFT(tmp, fft.DIT, fft.WithNbTasks(1))
+		for i := range tmp {
+			out[i*b+j] = tmp[i]
+		}
+	}
+}
+
+// extendBig is Extend by one FFT of size N (kept for the tests).
+func (d *Domains) extendBig(c []Base, out []Base) {
 	clear(out)
 	shift := 64 - uint(bits.TrailingZeros(uint(d.LDESize)))
 	for k := range c {
 		out[bits.Reverse64(uint64(k))>>shift] = c[k]
 	}
 	d.lde.FFT(out, fft.DIT, fft.OnCoset(), fft.WithNbTasks(1))
-}
-
-// InterpolateCoset turns LDESize evaluations over the LDE coset into the
-// coefficients of the polynomial (natural order), in place.
-func (d *Domains) InterpolateCoset(evals []Base) {
-	d.lde.FFTInverse(evals, fft.DIF, fft.OnCoset(), fft.WithNbTasks(1))
-	fft.BitReverse(evals)
 }
 
 // InterpolateCosetSmall interpolates evaluations over the coset

@@ -29,7 +29,7 @@ func evalsOf(r *rand.Rand, d, n int) []field.Ext {
 
 func TestFRIAcceptsLowDegreeAndRejectsTampering(t *testing.T) {
 	for _, tc := range []struct{ d, blowup, F, rem int }{
-		{256, 8, 4, 16}, {1024, 4, 8, 64}, {16, 8, 4, 64}, {2048, 16, 8, 8},
+		{256, 8, 4, 16}, {1024, 4, 8, 64}, {16, 8, 4, 64}, {512, 16, 8, 8},
 	} {
 		r := rand.New(rand.NewPCG(uint64(tc.d), 1))
 		p := fri.Params{Folding: tc.F, MaxRemainder: tc.rem, DomainSize: tc.d * tc.blowup, DegreeBound: tc.d, Offset: field.Generator()}
