@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/clock"
@@ -22,6 +23,8 @@ import (
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/coordinator/store/boltstore"
+	"github.com/pouwfarm/pouwfarm/coordinator/store/redisstore"
+	"github.com/pouwfarm/pouwfarm/internal/redistest"
 	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/scheduler"
 	"github.com/pouwfarm/pouwfarm/scheduler/agent"
@@ -45,6 +48,30 @@ type coordOptions struct {
 	lease    time.Duration
 	tiers    api.TierBackends
 	registry *backends.Registry
+	// store is "bolt" (default) or "redis".
+	store string
+}
+
+// stores lists the stores every end-to-end test of the farm runs on.
+var stores = []string{"bolt", "redis"}
+
+func openStore(t *testing.T, kind string, opts store.Options) store.Store {
+	t.Helper()
+	if kind == "redis" {
+		srv := redistest.Start(t, redistest.Options{Dir: t.TempDir()})
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { _ = rdb.Close() })
+		st, err := redisstore.New(t.Context(), rdb, redisstore.Options{Options: opts, Prefix: "farmtest", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "pouw.db"), opts, clock.Real{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 func newCoord(t *testing.T, co coordOptions) *coord {
@@ -54,10 +81,7 @@ func newCoord(t *testing.T, co coordOptions) *coord {
 		lease = 30 * time.Second
 	}
 	opts := store.Options{LeaseDuration: [3]time.Duration{lease, lease, lease}}.WithDefaults()
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "pouw.db"), opts, clock.Real{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, co.store, opts)
 	dir := t.TempDir()
 	blobs, err := blob.NewFiles(dir)
 	if err != nil {
@@ -241,7 +265,13 @@ func (m mustNotProve) Verify(context.Context, backends.Statement, []byte) error 
 func (m mustNotProve) Estimate(*trace.Header) backends.Resources { return backends.Resources{Cores: 1} }
 
 func TestCorruptedTraceFailsWithHashMismatchAndEndsInDeadLetter(t *testing.T) {
-	c := newCoord(t, coordOptions{verifier: api.NoBackends{}})
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) { testCorruptedTrace(t, kind) })
+	}
+}
+
+func testCorruptedTrace(t *testing.T, kind string) {
+	c := newCoord(t, coordOptions{verifier: api.NoBackends{}, store: kind})
 	tr, err := workload.Macro("fib", 1, 64)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/backends/plonkish"
+	"github.com/pouwfarm/pouwfarm/backends/stark"
 	"github.com/pouwfarm/pouwfarm/coordinator/api"
 	"github.com/pouwfarm/pouwfarm/coordinator/blob"
 	"github.com/pouwfarm/pouwfarm/devnet"
@@ -19,7 +20,11 @@ import (
 // the same proof systems the farm proves with.
 func realBackends(t *testing.T) *backends.Registry {
 	t.Helper()
-	reg, err := backends.NewRegistry(plonkish.New(plonkish.Options{MaxK: 12}))
+	s, err := stark.New(stark.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := backends.NewRegistry(s, plonkish.New(plonkish.Options{MaxK: 12}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +58,14 @@ func TestJobsAcrossTiersCompleteWithRealProofsAndRewardsArePaid(t *testing.T) {
 	if testing.Short() {
 		t.Skip("proves real jobs")
 	}
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) { testJobsAcrossTiers(t, kind) })
+	}
+}
+
+func testJobsAcrossTiers(t *testing.T, kind string) {
 	reg := realBackends(t)
-	c := newCoord(t, coordOptions{registry: reg, tiers: api.TierBackends{"plonkish", "plonkish", "plonkish"}})
+	c := newCoord(t, coordOptions{registry: reg, tiers: api.TierBackends{"plonkish", "stark", "stark"}, store: kind})
 	var jobs []pouw.ProofJob
 	for seed := uint64(1); seed <= 2; seed++ {
 		for _, tr := range tierTraces(t, seed) {
