@@ -105,12 +105,16 @@ func commitColumns(params *ipa.Params, dom *domains, values [][]fr.Element) (coe
 	coeffs = make([][]fr.Element, len(values))
 	ext = make([][]fr.Element, len(values))
 	commits = make([]bn254.G1Affine, len(values))
-	for i, v := range values {
-		c := append([]fr.Element(nil), v...) // commitColumns must not touch its input
+	errs := make([]error, len(values))
+	parallelEach(len(values), func(i int) {
+		c := append([]fr.Element(nil), values[i]...) // commitColumns must not touch its input
 		dom.toCoeffs(c)
 		coeffs[i] = c
 		ext[i] = dom.toExt(c)
-		if commits[i], err = params.Commit(c); err != nil {
+		commits[i], errs[i] = params.CommitLagrange(values[i])
+	})
+	for _, err := range errs {
+		if err != nil {
 			return nil, nil, nil, err
 		}
 	}

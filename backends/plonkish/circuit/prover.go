@@ -125,6 +125,8 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 	a.Fixed = pk.fixedValues // keygen's fixed columns are the circuit's
 	vk.absorbInstance(tr, instance)
 	proof := &Proof{}
+	phase := newPhaseTimer()
+	defer phase.report()
 	params := vk.params
 
 	// round 1: advice
@@ -135,13 +137,14 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 		cf := append([]fr.Element(nil), a.Advice[i]...)
 		dom.toCoeffs(cf)
 		adviceCoeffs[i] = cf
-		proof.Advice[i], errs[i] = params.Commit(cf)
+		proof.Advice[i], errs[i] = params.CommitLagrange(a.Advice[i])
 	})
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
 	}
+	phase.mark("advice")
 	absorbPoints(tr, "advice", proof.Advice)
 	var ch challenges
 	ch.theta = tr.Challenge("theta")
@@ -194,6 +197,7 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 		return nil, err
 	}
 	proof.M = mCommits
+	phase.mark("multiplicities")
 	absorbPoints(tr, "lookup.m", proof.M)
 	ch.lambda = tr.Challenge("lambda")
 	ch.beta = tr.Challenge("beta")
@@ -268,6 +272,7 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 		return nil, err
 	}
 	proof.H, proof.Phi, proof.Z = hCommits, phiCommits, zCommits
+	phase.mark("helpers")
 	absorbPoints(tr, "lookup.h", proof.H)
 	absorbPoints(tr, "lookup.phi", proof.Phi)
 	absorbPoints(tr, "perm.z", proof.Z)
@@ -299,6 +304,7 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 			deltas[i].Mul(&deltas[i-1], &vk.delta)
 		}
 	}
+	phase.mark("extend")
 	quot := make([]fr.Element, e)
 	parallel(e, func(lo, hi int) {
 		row := 0
@@ -333,6 +339,7 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 			quot[row].Mul(&v, &dom.zhInv[row%shift])
 		}
 	})
+	phase.mark("numerator")
 	dom.extToCoeffs(quot)
 	pieces := make([][]fr.Element, cs.degree-1)
 	proof.Quotient = make([]bn254.G1Affine, len(pieces))
@@ -342,6 +349,7 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 			return nil, err
 		}
 	}
+	phase.mark("quotient")
 	absorbPoints(tr, "quotient", proof.Quotient)
 	x := tr.Challenge("x")
 	if err := ctx.Err(); err != nil {
@@ -378,10 +386,12 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 		proof.Evals[i] = ipa.Eval(poly, &pt)
 		queries[i] = ipa.Query{Commitment: cm, Point: pt, Eval: proof.Evals[i], Poly: poly}
 	})
+	phase.mark("evals")
 	for i := range proof.Evals {
 		tr.AppendScalar("eval", &proof.Evals[i])
 	}
 	proof.Opening, err = params.MultiOpen(tr, queries)
+	phase.mark("multiopen")
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func (p *Params) Commit(coeffs []fr.Element) (bn254.G1Affine, error) {
 	if len(coeffs) > p.N {
 		return bn254.G1Affine{}, fmt.Errorf("%w: %d coefficients for a key of %d", ErrSize, len(coeffs), p.N)
 	}
-	return MSM(p.G[:len(coeffs)], coeffs)
+	return commitMSM(p.G[:len(coeffs)], coeffs)
 }
 
 // Eval evaluates a polynomial in coefficient form at x (Horner).

@@ -28,6 +28,8 @@ type Params struct {
 	N int
 	G []bn254.G1Affine // N generators for the coefficients
 	U bn254.G1Affine   // generator for the inner product
+
+	gens *Generators // for the Lagrange basis, derived on first use
 }
 
 // Generators is a process-wide-free cache of derived generators: callers own
@@ -36,6 +38,9 @@ type Generators struct {
 	mu sync.Mutex
 	g  []bn254.G1Affine
 	u  *bn254.G1Affine
+
+	lmu sync.Mutex
+	lag map[int][]bn254.G1Affine // N·(Lagrange-basis generators) per k
 }
 
 // Params returns the commitment key of size 2^k, deriving (and caching)
@@ -63,7 +68,7 @@ func (gs *Generators) Params(k int) (*Params, error) {
 		}
 		gs.g = ext
 	}
-	return &Params{K: k, N: n, G: gs.g[:n:n], U: *gs.u}, nil
+	return &Params{K: k, N: n, G: gs.g[:n:n], U: *gs.u, gens: gs}, nil
 }
 
 // GeneratorG derives G_i on its own (used by tests to pin the derivation).
