@@ -70,6 +70,7 @@ type env struct {
 	blobs    blob.Store
 	spec     *spec
 	cancel   context.CancelFunc
+	hs       *httptest.Server
 }
 
 type envOptions struct {
@@ -78,6 +79,7 @@ type envOptions struct {
 	limits     api.Limits
 	storeOpts  store.Options
 	maxEvents  int
+	eventRing  int
 }
 
 func newEnv(t *testing.T, b backend, eo envOptions) *env {
@@ -95,7 +97,7 @@ func newEnv(t *testing.T, b backend, eo envOptions) *env {
 	srv, err := api.New(api.Options{
 		Store: st, Blobs: blobs, Verifier: eo.verifier, Registry: reg,
 		AdminToken: adminToken, PublicRead: eo.publicRead, Limits: eo.limits,
-		EventPoll: 20 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
+		EventRing: eo.eventRing, EventPoll: 20 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -111,7 +113,7 @@ func newEnv(t *testing.T, b backend, eo envOptions) *env {
 		hs.Close()
 	})
 	return &env{t: t, url: hs.URL, st: st, advance: advance, srv: srv, registry: reg, blobs: blobs,
-		spec: loadSpec(t), cancel: cancel}
+		spec: loadSpec(t), cancel: cancel, hs: hs}
 }
 
 // client returns an API client with token whose every request and response
@@ -285,4 +287,38 @@ func (v *validating) RoundTrip(req *http.Request) (*http.Response, error) {
 		v.t.Errorf("openapi: response %d to %s %s: %v\nbody: %s", resp.StatusCode, req.Method, req.URL.Path, err, body)
 	}
 	return resp, nil
+}
+
+func pouwHash(b []byte) pouw.Hash { return pouw.Hash(blake3.Sum256(b)) }
+
+func contains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }
+
+// rawUnchecked is raw without the spec check, for requests the spec does
+// not describe (unknown routes, wrong methods).
+func (e *env) rawUnchecked(method, path, token, contentType string, body []byte) (*http.Response, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp, data
 }

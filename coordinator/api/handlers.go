@@ -59,6 +59,13 @@ func (s *Server) handleClaim(w http.ResponseWriter, r *http.Request, c caller) e
 	if len(req.Tiers) == 0 || len(req.Backends) == 0 {
 		return errorf(http.StatusBadRequest, pouw.CodeInvalid, "a claim names at least one tier and one backend")
 	}
+	for _, t := range req.Tiers {
+		// encoding/json reads a base64 string into a []uint8-kinded slice,
+		// so "tiers":"full" decodes to bytes: reject what is not a tier.
+		if !t.Valid() {
+			return errorf(http.StatusBadRequest, pouw.CodeInvalid, "tiers must be a list of micro, macro, full")
+		}
+	}
 	if req.MaxTraceBytes < 0 {
 		return errorf(http.StatusBadRequest, pouw.CodeInvalid, "max_trace_bytes must not be negative")
 	}
