@@ -29,6 +29,8 @@ go vet ./...
 
 echo "== test vectors against b3sum"
 ./scripts/crosscheck-jobids.sh
+echo "== trace test vectors against b3sum"
+./scripts/crosscheck-trace.sh
 
 race_pkgs=$(go list ./coordinator/... ./scheduler/... 2>/dev/null || true)
 all_pkgs=$(go list ./...)
