@@ -533,3 +533,39 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// go-redis resends a command when the connection drops before the reply; a
+// resent Complete must answer completed, not lease lost, and pay once.
+func TestRepeatedCompleteIsIdempotentButAnotherProofIsRefused(t *testing.T) {
+	ctx := context.Background()
+	prefix := uniquePrefix()
+	c := newClient(t, shared.Addr())
+	clk := freezeClock(t, c, prefix)
+	s := newStore(t, c, prefix, store.DefaultOptions())
+	setup(t, s, "p1")
+	if _, _, err := s.Enqueue(ctx, jobReq(0, clk.Now(t).Add(time.Hour).UnixMilli())); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Claim(ctx, claimAll("p1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := store.LeaseRef{JobID: l.Job.JobID, ProverID: "p1", Token: l.Token}
+	for i := range 2 {
+		j, err := s.Complete(ctx, ref, "proofs/1")
+		if err != nil || j.State != pouw.StateCompleted {
+			t.Fatalf("Complete #%d: %s %v", i+1, j.State, err)
+		}
+	}
+	if _, err := s.Complete(ctx, ref, "proofs/2"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Complete with another proof: %v, want ErrLeaseLost", err)
+	}
+	other := store.LeaseRef{JobID: l.Job.JobID, ProverID: "p1", Token: "not-the-token"}
+	if _, err := s.Complete(ctx, other, "proofs/1"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Complete with another token: %v, want ErrLeaseLost", err)
+	}
+	p, err := s.Pool(ctx)
+	if err != nil || p.Paid != 7 {
+		t.Fatalf("pool %+v %v, want paid once (7)", p, err)
+	}
+}

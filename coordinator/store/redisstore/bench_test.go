@@ -1,0 +1,177 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pouwfarm/pouwfarm/coordinator/store"
+	"github.com/pouwfarm/pouwfarm/pouw"
+)
+
+var benchWorkers = []int{1, 8, 64}
+
+// BenchmarkRedisClaimSubmit measures full claim -> BeginVerify -> Complete
+// cycles (three scripts) against the package's private redis-server, with
+// b.N jobs pending when the clock starts. Beside cycles/s it reports the
+// rate of a trivial EVALSHA from the same number of clients measured in the
+// same sub-benchmark (vs_trivial = cycles/s / evals/s; script_ratio counts
+// the three scripts of a cycle), and the bytes of Redis memory each
+// completed job keeps (job, history, dedup entry; events are capped).
+func BenchmarkRedisClaimSubmit(b *testing.B) {
+	for _, w := range benchWorkers {
+		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) { benchClaimSubmit(b, w) })
+	}
+}
+
+// BenchmarkRedisTrivialEvalSHA is the baseline: EVALSHA of `return 1`.
+func BenchmarkRedisTrivialEvalSHA(b *testing.B) {
+	for _, w := range benchWorkers {
+		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) {
+			c := benchClient(b, w)
+			b.ResetTimer()
+			rate := trivialRate(b, c, w, b.N)
+			b.StopTimer()
+			b.ReportMetric(rate, "evals/s")
+		})
+	}
+}
+
+func benchClient(b *testing.B, workers int) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: shared.Addr(), PoolSize: workers + 4})
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+var trivial = redis.NewScript("return 1")
+
+// trivialRate runs n EVALSHAs of a trivial script from workers clients and
+// returns their rate per second.
+func trivialRate(b *testing.B, c *redis.Client, workers, n int) float64 {
+	ctx := context.Background()
+	if err := trivial.Load(ctx, c).Err(); err != nil {
+		b.Fatal(err)
+	}
+	var left atomic.Int64
+	left.Store(int64(n))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for left.Add(-1) >= 0 {
+				if err := c.EvalSha(ctx, trivial.Hash(), nil).Err(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func usedMemory(b *testing.B, c *redis.Client) int64 {
+	info, err := c.Info(context.Background(), "memory").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("INFO memory has no used_memory")
+	return 0
+}
+
+func benchClaimSubmit(b *testing.B, workers int) {
+	ctx := context.Background()
+	c := benchClient(b, max(workers, 16))
+	opts := store.DefaultOptions()
+	opts.MaxEvents = 1000 // events are capped by count; keep them out of the per-job figure
+	prefix := uniquePrefix()
+	s := newStore(b, c, prefix, opts)
+	var provers []string
+	for w := range workers {
+		provers = append(provers, fmt.Sprintf("w%02d", w))
+	}
+	setup(b, s, provers...)
+	mem0 := usedMemory(b, c)
+
+	// b.N jobs pending, enqueued in parallel.
+	deadline := time.Now().Add(time.Hour).UnixMilli()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+				if _, _, err := s.Enqueue(ctx, jobReq(int(i), deadline)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	var done atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	for _, p := range provers {
+		wg.Go(func() {
+			for {
+				l, err := s.Claim(ctx, claimAll(p))
+				if errors.Is(err, store.ErrNoJob) {
+					return
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				ref := store.LeaseRef{JobID: l.Job.JobID, ProverID: p, Token: l.Token}
+				if _, err := s.BeginVerify(ctx, ref, time.Minute); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := s.Complete(ctx, ref, "proofs/"+l.Job.JobID); err != nil {
+					b.Error(err)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if got := done.Load(); got != int64(b.N) {
+		b.Fatalf("%d cycles completed, want %d", got, b.N)
+	}
+	mem1 := usedMemory(b, c)
+	st, err := s.Status(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := st.Tiers[0].Counts[pouw.StateCompleted] + st.Tiers[1].Counts[pouw.StateCompleted] + st.Tiers[2].Counts[pouw.StateCompleted]; n != uint64(b.N) {
+		b.Fatalf("status counts %d completed, want %d", n, b.N)
+	}
+	cycles := float64(b.N) / elapsed.Seconds()
+	evals := trivialRate(b, c, workers, max(b.N, 2000))
+	b.ReportMetric(cycles, "cycles/s")
+	b.ReportMetric(evals, "trivial_evals/s")
+	b.ReportMetric(cycles/evals, "vs_trivial")
+	b.ReportMetric(3*cycles/evals, "script_ratio")
+	b.ReportMetric(float64(mem1-mem0)/float64(b.N), "B/job")
+}
