@@ -40,14 +40,46 @@ func compress(tuple []*Expr, get func(Query) fr.Element, theta *fr.Element) fr.E
 // the circuit; the quotient is numerator / (X^n - 1).
 func (cs *ConstraintSystem) numerator(e *env, ch *challenges) fr.Element {
 	var acc fr.Element
-	push := func(v *fr.Element) {
-		acc.Mul(&acc, &ch.y).Add(&acc, v)
-	}
 	for _, g := range cs.Gates {
 		for _, p := range g.Polys {
 			v := p.Eval(e.cell)
-			push(&v)
+			acc.Mul(&acc, &ch.y).Add(&acc, &v)
 		}
+	}
+	args := cs.argumentsNumerator(e, ch)
+	yA := cs.yPowArgs(ch)
+	acc.Mul(&acc, &yA).Add(&acc, &args)
+	return acc
+}
+
+// numArgIdentities counts the lookup and permutation identities.
+func (cs *ConstraintSystem) numArgIdentities() int {
+	n := 0
+	for _, l := range cs.Lookups {
+		n += len(l.groups) + 3
+	}
+	if len(cs.Perm) > 0 {
+		n += 2*cs.numPermZ() + 1
+	}
+	return n
+}
+
+// yPowArgs is y^(number of argument identities): the gates' Horner sum
+// is shifted by it before the arguments' identities are folded in.
+func (cs *ConstraintSystem) yPowArgs(ch *challenges) fr.Element {
+	var r fr.Element
+	r.SetOne()
+	for i := 0; i < cs.numArgIdentities(); i++ {
+		r.Mul(&r, &ch.y)
+	}
+	return r
+}
+
+// argumentsNumerator folds the lookup and permutation identities.
+func (cs *ConstraintSystem) argumentsNumerator(e *env, ch *challenges) fr.Element {
+	var acc fr.Element
+	push := func(v *fr.Element) {
+		acc.Mul(&acc, &ch.y).Add(&acc, v)
 	}
 	var one, notLast, t, u fr.Element
 	one.SetOne()

@@ -286,12 +286,15 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 	parallelEach(cs.NumAdvice, func(i int) { adviceExt[i] = dom.toExt(adviceCoeffs[i]) })
 	instCoeffs := make([][]fr.Element, cs.NumInstance)
 	instExt := make([][]fr.Element, cs.NumInstance)
-	for i := range a.Instance {
-		cf := append([]fr.Element(nil), a.Instance[i]...)
-		dom.toCoeffs(cf)
-		instCoeffs[i] = cf
-		instExt[i] = dom.toExt(cf)
-	}
+	parallelEach(len(a.Instance), func(i int) {
+		instExt[i] = pk.sparseExt(a.Instance[i])
+		if instExt[i] == nil {
+			cf := append([]fr.Element(nil), a.Instance[i]...)
+			dom.toCoeffs(cf)
+			instCoeffs[i] = cf
+			instExt[i] = dom.toExt(cf)
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -306,22 +309,27 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 	}
 	phase.mark("extend")
 	quot := make([]fr.Element, e)
-	parallel(e, func(lo, hi int) {
+	yA := cs.yPowArgs(&ch)
+	hIndex := lookupHelperIndex(cs)
+	column := func(c Column) []fr.Element {
+		switch c.Kind {
+		case Fixed:
+			return pk.fixedExt[c.Index]
+		case Advice:
+			return adviceExt[c.Index]
+		default:
+			return instExt[c.Index]
+		}
+	}
+	blocks := (e + vecBlock - 1) / vecBlock
+	parallel(blocks, func(bLo, bHi int) {
+		pool := &vecPool{}
 		row := 0
 		at := func(v []fr.Element, rot int) fr.Element {
 			return v[((row+rot*shift)%e+e)%e]
 		}
 		en := &env{
-			cell: func(q Query) fr.Element {
-				switch q.Col.Kind {
-				case Fixed:
-					return at(pk.fixedExt[q.Col.Index], q.Rot)
-				case Advice:
-					return at(adviceExt[q.Col.Index], q.Rot)
-				default:
-					return at(instExt[q.Col.Index], q.Rot)
-				}
-			},
+			cell:  func(q Query) fr.Element { return at(column(q.Col), q.Rot) },
 			sigma: func(i int) fr.Element { return pk.sigmaExt[i][row] },
 			id: func(i int) fr.Element {
 				var t fr.Element
@@ -330,13 +338,42 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 			z:   func(j, rot int) fr.Element { return at(zExt[j], rot) },
 			m:   func(l int) fr.Element { return mExt[l][row] },
 			phi: func(l, rot int) fr.Element { return at(phiExt[l], rot) },
+			h:   func(l, g int) fr.Element { return hExt[hIndex[l]+g][row] },
 		}
-		hIndex := lookupHelperIndex(cs)
-		en.h = func(l, g int) fr.Element { return hExt[hIndex[l]+g][row] }
-		for row = lo; row < hi; row++ {
-			en.l0, en.lLast = pk.l0Ext[row], pk.lLastExt[row]
-			v := cs.numerator(en, &ch)
-			quot[row].Mul(&v, &dom.zhInv[row%shift])
+		acc := make([]fr.Element, vecBlock)
+		val := make([]fr.Element, vecBlock)
+		for b := bLo; b < bHi; b++ {
+			lo, hi := b*vecBlock, min((b+1)*vecBlock, e)
+			acc, val := acc[:hi-lo], val[:hi-lo]
+			src := func(q Query, out []fr.Element) {
+				col := column(q.Col)
+				start := ((lo+q.Rot*shift)%e + e) % e
+				if start+len(out) <= e {
+					copy(out, col[start:start+len(out)])
+					return
+				}
+				for i := range out {
+					out[i] = col[(start+i)%e]
+				}
+			}
+			for i := range acc {
+				acc[i].SetZero()
+			}
+			for _, g := range cs.Gates {
+				for _, p := range g.Polys {
+					p.evalVec(val, src, pool)
+					for i := range acc {
+						acc[i].Mul(&acc[i], &ch.y).Add(&acc[i], &val[i])
+					}
+				}
+			}
+			for i := range acc {
+				row = lo + i
+				en.l0, en.lLast = pk.l0Ext[row], pk.lLastExt[row]
+				v := cs.argumentsNumerator(en, &ch)
+				acc[i].Mul(&acc[i], &yA).Add(&acc[i], &v)
+				quot[row].Mul(&acc[i], &dom.zhInv[row%shift])
+			}
 		}
 	})
 	phase.mark("numerator")
@@ -476,4 +513,33 @@ func permutationProducts(pk *ProvingKey, a *Assignment, ch *challenges) ([][]fr.
 		return nil, fmt.Errorf("%w: copy constraints do not hold", ErrUnsatisfied)
 	}
 	return zs, nil
+}
+
+// sparseExt returns the extended-domain values of a column with few
+// nonzero cells (most instance columns: one boundary row each) as a sum of
+// shifted Lagrange polynomials, L_b(X) = L_0(w^-b X), which on the coset is
+// L_0's values rotated by b rows; nil when the column is too dense for
+// that to beat an FFT.
+func (pk *ProvingKey) sparseExt(v []fr.Element) []fr.Element {
+	const maxSparse = 8
+	var rows []int
+	for i := range v {
+		if !v[i].IsZero() {
+			if len(rows) == maxSparse {
+				return nil
+			}
+			rows = append(rows, i)
+		}
+	}
+	e, shift := pk.dom.e, pk.dom.shift
+	out := make([]fr.Element, e)
+	var t fr.Element
+	for _, b := range rows {
+		off := b * shift
+		for i := range out {
+			t.Mul(&pk.l0Ext[(i-off+e)%e], &v[b])
+			out[i].Add(&out[i], &t)
+		}
+	}
+	return out
 }

@@ -123,7 +123,7 @@ func (p *Params) MultiOpen(tr *Transcript, queries []Query) (MultiProof, error) 
 		}
 		pow.Mul(&pow, &x4)
 	}
-	finalC, err := p.Commit(final)
+	finalC, err := combinedCommitment(queries, members, &proof.F, &x1, &x4)
 	if err != nil {
 		return MultiProof{}, err
 	}
@@ -161,11 +161,8 @@ func (p *Params) MultiVerify(tr *Transcript, queries []Query, proof *MultiProof)
 	}
 	x4 := tr.Challenge("multiopen.x4")
 
-	// final commitment F + sum_j x4^(j+1) sum_i x1^i C_i, and final value
-	// f(x3) + sum_j x4^(j+1) q_j(x3) with f(x3) recomputed from the claims.
-	cPoints := []bn254.G1Affine{proof.F}
-	cScalars := []fr.Element{{}}
-	cScalars[0].SetOne()
+	// final value f(x3) + sum_j x4^(j+1) q_j(x3), f(x3) recomputed from
+	// the claims; final commitment F + sum_j x4^(j+1) sum_i x1^i C_i
 	var fx3, x2j, x4j, t, den fr.Element
 	x2j.SetOne()
 	x4j.Set(&x4)
@@ -178,10 +175,6 @@ func (p *Params) MultiVerify(tr *Transcript, queries []Query, proof *MultiProof)
 		var pow, v fr.Element
 		pow.SetOne()
 		for _, i := range members[j] {
-			var s fr.Element
-			s.Mul(&pow, &x4j)
-			cPoints = append(cPoints, queries[i].Commitment)
-			cScalars = append(cScalars, s)
 			t.Mul(&queries[i].Eval, &pow)
 			v.Add(&v, &t)
 			pow.Mul(&pow, &x1)
@@ -199,9 +192,33 @@ func (p *Params) MultiVerify(tr *Transcript, queries []Query, proof *MultiProof)
 		final.Add(&final, &t)
 		x4j.Mul(&x4j, &x4)
 	}
-	finalC, err := MSM(cPoints, cScalars)
+	finalC, err := combinedCommitment(queries, members, &proof.F, &x1, &x4)
 	if err != nil {
 		return err
 	}
 	return p.Verify(tr, finalC, x3, final, &proof.IPA)
+}
+
+// combinedCommitment is F + sum_j x4^(j+1) sum_i x1^i C_i (i over the
+// queries at point j): the commitment to the final polynomial, computed
+// from the query commitments (both sides) rather than by a size-N MSM.
+func combinedCommitment(queries []Query, members [][]int, f *bn254.G1Affine, x1, x4 *fr.Element) (bn254.G1Affine, error) {
+	points := []bn254.G1Affine{*f}
+	scalars := []fr.Element{{}}
+	scalars[0].SetOne()
+	var x4j fr.Element
+	x4j.Set(x4)
+	for j := range members {
+		var pow fr.Element
+		pow.SetOne()
+		for _, i := range members[j] {
+			var s fr.Element
+			s.Mul(&pow, &x4j)
+			points = append(points, queries[i].Commitment)
+			scalars = append(scalars, s)
+			pow.Mul(&pow, x1)
+		}
+		x4j.Mul(&x4j, x4)
+	}
+	return MSM(points, scalars)
 }
