@@ -50,12 +50,14 @@ type coordOptions struct {
 	registry *backends.Registry
 	// store is "bolt" (default) or "redis".
 	store string
+	// clock is the bolt store's clock (default the wall clock).
+	clock clock.Clock
 }
 
 // stores lists the stores every end-to-end test of the farm runs on.
 var stores = []string{"bolt", "redis"}
 
-func openStore(t *testing.T, kind string, opts store.Options) store.Store {
+func openStore(t *testing.T, kind string, opts store.Options, clk clock.Clock) store.Store {
 	t.Helper()
 	if kind == "redis" {
 		srv := redistest.Start(t, redistest.Options{Dir: t.TempDir()})
@@ -67,7 +69,10 @@ func openStore(t *testing.T, kind string, opts store.Options) store.Store {
 		}
 		return st
 	}
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "pouw.db"), opts, clock.Real{}, slog.New(slog.DiscardHandler))
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "pouw.db"), opts, clk, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +86,7 @@ func newCoord(t *testing.T, co coordOptions) *coord {
 		lease = 30 * time.Second
 	}
 	opts := store.Options{LeaseDuration: [3]time.Duration{lease, lease, lease}}.WithDefaults()
-	st := openStore(t, co.store, opts)
+	st := openStore(t, co.store, opts, co.clock)
 	dir := t.TempDir()
 	blobs, err := blob.NewFiles(dir)
 	if err != nil {
