@@ -89,6 +89,13 @@ func newEnv(t *testing.T, b backend, eo envOptions) *env {
 		so.MaxEvents = eo.maxEvents
 	}
 	st, advance := b.open(t, so.WithDefaults())
+	return newEnvOn(t, st, advance, eo)
+}
+
+// newEnvOn serves the API over an existing store (two coordinators on one
+// Redis).
+func newEnvOn(t *testing.T, st store.Store, advance func(time.Duration), eo envOptions) *env {
+	t.Helper()
 	blobs, err := blob.NewFiles(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -105,7 +105,13 @@ func openStream(t *testing.T, e *env, lastID string) (*http.Response, *bufio.Sca
 }
 
 func TestEventStreamResumesAfterDroppedConnection(t *testing.T) {
-	e := newEnv(t, boltBackend(), envOptions{})
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { testStreamResume(t, b) })
+	}
+}
+
+func testStreamResume(t *testing.T, b backend) {
+	e := newEnv(t, b, envOptions{})
 	e.makeEvents(5)
 	resp, sc := openStream(t, e, "0")
 	first := readSSE(t, sc, 5, 5*time.Second)

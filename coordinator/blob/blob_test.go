@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/zeebo/blake3"
 
 	"github.com/pouwfarm/pouwfarm/coordinator/blob"
+	"github.com/pouwfarm/pouwfarm/internal/redistest"
 	"github.com/pouwfarm/pouwfarm/pouw"
 )
 
@@ -157,5 +159,20 @@ func TestFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		return len(ents)
+	})
+}
+
+func TestRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { c.Close() })
+	// A small chunk size so the tests cross chunk boundaries.
+	s := blob.NewRedis(c, blob.RedisOptions{Prefix: "blobtest", ChunkSize: 4096})
+	conformance(t, s, func() int {
+		keys, err := c.Keys(context.Background(), "*:tmp:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
 	})
 }
