@@ -14,6 +14,7 @@ import (
 const (
 	defaultPageLimit = 100
 	maxPageLimit     = 1000
+	maxCursorBytes   = 32
 )
 
 func validateEnqueue(req *store.EnqueueRequest, now int64) error {
@@ -181,6 +182,11 @@ func pageLimit(n int) int {
 func decodeCursor(c string) ([]byte, error) {
 	if c == "" {
 		return nil, nil
+	}
+	// A cursor is an index key (24 bytes for pending, 16 for dead): anything
+	// much longer did not come from us.
+	if len(c) > 2*maxCursorBytes {
+		return nil, fmt.Errorf("%w: page cursor of %d characters", store.ErrInvalid, len(c))
 	}
 	b, err := hex.DecodeString(c)
 	if err != nil || len(b) == 0 {

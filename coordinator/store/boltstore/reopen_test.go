@@ -152,3 +152,7 @@ func TestClaimScanIsBoundedByMaxClaimScan(t *testing.T) {
 		t.Fatalf("claim within the bound: %+v %v", l.Job, err)
 	}
 }
+
+func openStore(path string, clk clock.Clock) (*boltstore.Store, error) {
+	return boltstore.Open(path, store.Options{}, clk, nil)
+}
