@@ -190,3 +190,30 @@ func MockProve(t *trace.Trace) ([]circuit.Failure, error) {
 	}
 	return circuit.MockProve(k, c, inst)
 }
+
+// Stats describes the VM circuit's shape (docs/plonkish.md cites it).
+type Stats struct {
+	Advice, Fixed, Instance int
+	GatePolys               int // polynomial identities of the custom gates, each checked on every row
+	ArgumentPolys           int // identities of the lookup arguments, per row
+	LookupInputs            int // looked-up tuples per row (16 limbs + the program tuple)
+	HelperColumns           int // committed lookup helper columns (h_g, m, phi)
+	Degree                  int
+}
+
+// CircuitStats returns the shape of the VM circuit (any k).
+func CircuitStats() Stats {
+	cs := &circuit.ConstraintSystem{}
+	(&vmCircuit{}).Configure(cs)
+	st := Stats{Advice: cs.NumAdvice, Fixed: cs.NumFixed, Instance: cs.NumInstance}
+	if err := cs.Finalize(); err != nil {
+		panic(err) // the circuit is static: a bad one fails every test
+	}
+	st.GatePolys, st.ArgumentPolys = cs.NumConstraints()
+	for _, l := range cs.Lookups {
+		st.LookupInputs += len(l.Inputs)
+	}
+	st.HelperColumns = cs.NumLookupHelpers() + 2*len(cs.Lookups)
+	st.Degree = cs.Degree()
+	return st
+}

@@ -91,8 +91,9 @@ func (c *vmCircuit) Configure(cs *circuit.ConstraintSystem) {
 	sel := func(hi, lo, i int) *circuit.Expr { return col(hi + i/4).Mul(col(lo + i%4)) }
 	names := trace.ColumnNames()
 
-	c.res = goldilocks.ConfigureWord(cs, "result", c.table, s, true)
-	c.quo = goldilocks.ConfigureWord(cs, "quotient", c.table, s, false)
+	c.res = goldilocks.ConfigureWord(cs, "result", s, true)
+	c.quo = goldilocks.ConfigureWord(cs, "quotient", s, false)
+	goldilocks.RangeCheck(cs, "range", c.table, c.res, c.quo)
 	qp := c.quo.Expr().Mul(P)
 
 	// §8.1 row constraints, on trace rows

@@ -100,3 +100,13 @@ func TestMockProverAcceptsWindowsAndBatches(t *testing.T) {
 		t.Fatalf("batch: %v %v", err, fails)
 	}
 }
+
+// docs/plonkish.md quotes these numbers: changing the circuit must change
+// the docs too.
+func TestCircuitShapeMatchesTheDocs(t *testing.T) {
+	got := plonkish.CircuitStats()
+	want := plonkish.Stats{Advice: 76, Fixed: 1, Instance: 61, GatePolys: 122, ArgumentPolys: 11, LookupInputs: 17, HelperColumns: 9, Degree: 5}
+	if got != want {
+		t.Fatalf("circuit shape %+v, docs say %+v", got, want)
+	}
+}

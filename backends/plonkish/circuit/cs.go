@@ -233,6 +233,13 @@ func (cs *ConstraintSystem) count(k ColumnKind) int {
 	}
 }
 
+// Finalize checks the system and fixes its layout (Keygen, Prove and
+// MockProve call it; exported for tools that report a circuit's shape).
+func (cs *ConstraintSystem) Finalize() error { return cs.finalize() }
+
+// NumLookupHelpers is the number of committed lookup helper columns.
+func (cs *ConstraintSystem) NumLookupHelpers() int { return cs.numLookupHelpers() }
+
 // Degree is the maximum constraint degree the argument uses.
 func (cs *ConstraintSystem) Degree() int { return cs.degree }
 

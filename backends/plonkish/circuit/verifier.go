@@ -97,16 +97,42 @@ func Verify(vk *VerifyingKey, instance [][]fr.Element, proof *Proof, tr *ipa.Tra
 		den.Inverse(&den)
 		return *num.Mul(&num, &den)
 	}
+	// instance columns: sum_i v_i L_i(z), with every L_i(z) of the usable
+	// rows from one batch inversion per rotation
+	basis := map[int][]fr.Element{}
+	lagrangeAll := func(z *fr.Element) []fr.Element {
+		var zn, c fr.Element
+		zn.Exp(*z, bigU(uint64(n)))
+		c.Sub(&zn, &one).Mul(&c, &nInv)
+		den := make([]fr.Element, n-1)
+		ws := make([]fr.Element, n-1)
+		ws[0].SetOne()
+		for i := range den {
+			if i > 0 {
+				ws[i].Mul(&ws[i-1], &vk.omega)
+			}
+			den[i].Sub(z, &ws[i])
+		}
+		den = fr.BatchInvert(den)
+		for i := range den {
+			den[i].Mul(&den[i], &ws[i]).Mul(&den[i], &c)
+		}
+		return den
+	}
 	instEval := func(col, rot int) fr.Element {
-		z := rotate(&x, &vk.omega, rot)
-		var acc fr.Element
-		for row, v := range instance[col] {
-			if v.IsZero() {
+		ls, ok := basis[rot]
+		if !ok {
+			z := rotate(&x, &vk.omega, rot)
+			ls = lagrangeAll(&z)
+			basis[rot] = ls
+		}
+		var acc, t fr.Element
+		for row := range instance[col] {
+			if instance[col][row].IsZero() {
 				continue
 			}
-			l := lagrange(row, &z)
-			l.Mul(&l, &v)
-			acc.Add(&acc, &l)
+			t.Mul(&ls[row], &instance[col][row])
+			acc.Add(&acc, &t)
 		}
 		return acc
 	}

@@ -68,17 +68,14 @@ func AssignRangeTable(a *circuit.Assignment, table circuit.Column) {
 	}
 }
 
-// ConfigureWord declares the limbs, looks each up in the range table (on
-// every usable row: unused rows hold zero limbs), and, for canonical
-// words, adds the canonicity gate on the rows where sel is 1.
-func ConfigureWord(cs *circuit.ConstraintSystem, name string, table circuit.Column, sel *circuit.Expr, canonical bool) *Word {
+// ConfigureWord declares the limbs and, for canonical words, the
+// canonicity gate on the rows where sel is 1. RangeCheck must then look
+// the limbs up.
+func ConfigureWord(cs *circuit.ConstraintSystem, name string, sel *circuit.Expr, canonical bool) *Word {
 	w := &Word{canon: canonical}
-	ins := make([]*circuit.Expr, NumLimbs)
 	for i := range w.Limbs {
 		w.Limbs[i] = cs.AdviceColumn()
-		ins[i] = w.Limbs[i].Cur()
 	}
-	cs.AddRangeLookup(name+".range", table, ins...)
 	if canonical {
 		w.W = cs.AdviceColumn()
 		hi, lo := w.half(4), w.half(0)
@@ -87,6 +84,19 @@ func ConfigureWord(cs *circuit.ConstraintSystem, name string, table circuit.Colu
 			sel.Mul(lo.Mul(circuit.Const(1).Sub(top.Mul(w.W.Cur())))))
 	}
 	return w
+}
+
+// RangeCheck looks every limb of the words up in the range table, in one
+// lookup argument (on every usable row: unused rows hold zero limbs, a
+// table value).
+func RangeCheck(cs *circuit.ConstraintSystem, name string, table circuit.Column, words ...*Word) {
+	var ins []*circuit.Expr
+	for _, w := range words {
+		for i := range w.Limbs {
+			ins = append(ins, w.Limbs[i].Cur())
+		}
+	}
+	cs.AddRangeLookup(name, table, ins...)
 }
 
 func (w *Word) half(from int) *circuit.Expr {

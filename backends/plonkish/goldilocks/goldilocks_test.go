@@ -55,7 +55,8 @@ func (c *wordCircuit) Configure(cs *circuit.ConstraintSystem) {
 	c.table = goldilocks.ConfigureRangeTable(cs)
 	c.sel = cs.FixedColumn()
 	c.val = cs.AdviceColumn()
-	c.w = goldilocks.ConfigureWord(cs, "word", c.table, c.sel.Cur(), true)
+	c.w = goldilocks.ConfigureWord(cs, "word", c.sel.Cur(), true)
+	goldilocks.RangeCheck(cs, "range", c.table, c.w)
 	cs.CreateGate("value", c.sel.Cur().Mul(c.w.Expr().Sub(c.val.Cur())))
 }
 
