@@ -56,7 +56,9 @@ func startCoordinator(t *testing.T, dir string, lease time.Duration) *devnet.Coo
 	return c
 }
 
-func adminOf(t *testing.T, c *devnet.Coordinator) *client.Client {
+func adminOf(t *testing.T, c *devnet.Coordinator) *client.Client { return adminOfB(t, c) }
+
+func adminOfB(t testing.TB, c *devnet.Coordinator) *client.Client {
 	t.Helper()
 	cl, err := client.New(c.URL, client.Options{Token: c.AdminToken})
 	if err != nil {
