@@ -1,6 +1,7 @@
 package boltstore_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,9 +15,23 @@ import (
 // epoch is where the fake clock starts: a fixed, realistic time.
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
+// memDir is a temp dir in memory (/dev/shm) where there is one: the
+// conformance suite is about semantics, and an fsync per transition on a
+// shared disk would make it slow. Durability across reopen is tested on a
+// real disk (reopen_test.go).
+func memDir(t *testing.T) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "boltstore-test-"); err == nil {
+			t.Cleanup(func() { _ = os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}
+
 func newHarness(t *testing.T, opts store.Options) storetest.Harness {
 	clk := clock.NewFake(epoch)
-	s, err := boltstore.Open(filepath.Join(t.TempDir(), "pouw.db"), opts, clk, nil)
+	s, err := boltstore.Open(filepath.Join(memDir(t), "pouw.db"), opts, clk, nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
