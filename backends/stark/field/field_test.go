@@ -150,3 +150,18 @@ func TestExtendMatchesOneBigFFT(t *testing.T) {
 		}
 	}
 }
+
+func TestGoldilocksReductionMatchesMathBig(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	vals := []uint64{0, 1, field.Modulus - 1, 1 << 32, 1<<32 - 1, 1 << 63, field.Modulus - (1 << 32)}
+	for range 3000 {
+		vals = append(vals, r.Uint64()%field.Modulus)
+	}
+	for i, a := range vals {
+		b := vals[(i*7+3)%len(vals)]
+		want := new(big.Int).Mod(new(big.Int).Mul(new(big.Int).SetUint64(a), new(big.Int).SetUint64(b)), p).Uint64()
+		if got := field.MulRaw(a, b); got != want {
+			t.Fatalf("%d·%d = %d, want %d", a, b, got, want)
+		}
+	}
+}

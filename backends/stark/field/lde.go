@@ -19,6 +19,7 @@ type Domains struct {
 	// trace domain.
 	scale [][]Base
 	rev   []uint32
+	plan  *nttPlan
 }
 
 // NewDomains builds the domains for a trace of n rows (a power of two) and a
@@ -37,6 +38,7 @@ func NewDomains(n, blowup int) (*Domains, error) {
 		lde:   fft.NewDomain(uint64(size), fft.WithShift(Generator()), fft.WithoutPrecompute()),
 		scale: make([][]Base, blowup),
 		rev:   make([]uint32, n),
+		plan:  newNTTPlan(n),
 	}
 	w := RootOfUnity(uint64(size))
 	s := Generator()
@@ -81,7 +83,7 @@ func (d *Domains) Extend(c []Base, out []Base) {
 		for k := range c {
 			tmp[d.rev[k]].Mul(&c[k], &sc[k])
 		}
-		d.trace.FFT(tmp, fft.DIT, fft.WithNbTasks(1))
+		d.plan.dit(tmp)
 		for i := range tmp {
 			out[i*b+j] = tmp[i]
 		}
