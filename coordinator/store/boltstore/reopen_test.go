@@ -156,3 +156,60 @@ func TestClaimScanIsBoundedByMaxClaimScan(t *testing.T) {
 func openStore(path string, clk clock.Clock) (*boltstore.Store, error) {
 	return boltstore.Open(path, store.Options{}, clk, nil)
 }
+
+func TestCancelledContextWritesNothing(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	s := open(t, filepath.Join(t.TempDir(), "pouw.db"), store.Options{}, clk)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Deposit(ctx, 10, "admin"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Deposit with a cancelled context: %v", err)
+	}
+	if _, err := s.Pool(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Pool with a cancelled context: %v", err)
+	}
+	p, err := s.Pool(context.Background())
+	if err != nil || p.Deposited != 0 {
+		t.Fatalf("pool after a cancelled deposit: %+v %v", p, err)
+	}
+}
+
+// Pending jobs past their deadline sit at the front of the claim order; a
+// claim that meets them moves them to the dead letter in its own transaction
+// rather than stepping over them on every claim until the reaper runs.
+func TestClaimDeadLettersPendingJobsPastDeadlineItMeets(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(epoch)
+	s := open(t, filepath.Join(t.TempDir(), "pouw.db"), store.Options{}, clk)
+	defer s.Close()
+	if _, err := s.Deposit(ctx, 100, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterProver(ctx, store.Prover{ID: "p1", TokenHash: hash(9, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	soon := enqueueReq(clk, 1)
+	soon.DeadlineMs = pouw.Millis(clk.Now()) + 1000
+	late := enqueueReq(clk, 2)
+	js, _, err := s.Enqueue(ctx, soon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jl, _, err := s.Enqueue(ctx, late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	l, err := s.Claim(ctx, store.ClaimRequest{ProverID: "p1", Tiers: []pouw.JobTier{pouw.TierMacro}, Backends: []string{"stark"}})
+	if err != nil || l.Job.JobID != jl.JobID {
+		t.Fatalf("claim got %s (%v), want the job still in time %s", l.Job.JobID, err, jl.JobID)
+	}
+	j, err := s.Job(ctx, js.JobID)
+	if err != nil || j.State != pouw.StateDead || j.DeadReason == "" {
+		t.Fatalf("job past its deadline after a claim: %+v %v, want dead with a reason", j, err)
+	}
+	if p, _ := s.Pool(ctx); p.Reserved != 10 || !p.Balanced() {
+		t.Fatalf("pool %+v, want only the leased job reserved", p)
+	}
+}
