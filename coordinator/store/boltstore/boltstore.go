@@ -289,8 +289,9 @@ func (t *txn) retentionOver(r *record) bool {
 	return r.State == pouw.StateCompleted && r.CompletedAtMs+t.s.opts.Retention.Milliseconds() <= t.now
 }
 
-// unindex removes r from the indexes of its current state.
-func (t *txn) unindex(r *record) error {
+// unindex removes r from the indexes of its current state; count says
+// whether to count it out of its state too.
+func (t *txn) unindex(r *record, count bool) error {
 	var err error
 	j := &r.ProofJob
 	switch r.State {
@@ -313,11 +314,15 @@ func (t *txn) unindex(r *record) error {
 	case pouw.StateDead:
 		err = t.b(bktDead).Delete(timeKey(r.DeadAtMs, j.CreatedSeq))
 	}
-	return errors.Join(err, t.addCount(j.Tier, r.State, -1))
+	if err != nil || !count {
+		return err
+	}
+	return t.addCount(j.Tier, r.State, -1)
 }
 
-// index adds r to the indexes of its state.
-func (t *txn) index(r *record) error {
+// index adds r to the indexes of its state; count says whether to count it
+// into its state too.
+func (t *txn) index(r *record, count bool) error {
 	var err error
 	j := &r.ProofJob
 	id := []byte(j.JobID)
@@ -344,18 +349,24 @@ func (t *txn) index(r *record) error {
 	case pouw.StateDead:
 		err = t.b(bktDead).Put(timeKey(r.DeadAtMs, j.CreatedSeq), id)
 	}
-	return errors.Join(err, t.addCount(j.Tier, r.State, 1))
+	if err != nil || !count {
+		return err
+	}
+	return t.addCount(j.Tier, r.State, 1)
 }
 
 // save re-indexes and writes a record: old is the record as loaded (nil for a
 // new job), r the record to store.
 func (t *txn) save(old, r *record) error {
+	// A transition within one state (renew, verify) leaves the counts alone,
+	// which spares a page write.
+	count := old == nil || old.State != r.State
 	if old != nil {
-		if err := t.unindex(old); err != nil {
+		if err := t.unindex(old, count); err != nil {
 			return err
 		}
 	}
-	if err := t.index(r); err != nil {
+	if err := t.index(r, count); err != nil {
 		return err
 	}
 	return t.putJSON(bktJobs, []byte(r.JobID), r)

@@ -578,7 +578,7 @@ func (t *txn) purge(limit int) error {
 		if ok, err := t.getJSON(bktJobs, []byte(id), &r); err != nil || !ok {
 			return err
 		}
-		if err := t.unindex(&r); err != nil {
+		if err := t.unindex(&r, true); err != nil {
 			return err
 		}
 		if err := t.b(bktJobs).Delete([]byte(id)); err != nil {
