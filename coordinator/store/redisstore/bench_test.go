@@ -102,7 +102,7 @@ func benchClaimSubmit(b *testing.B, workers int) {
 	opts := store.DefaultOptions()
 	opts.MaxEvents = 1000 // events are capped by count; keep them out of the per-job figure
 	prefix := uniquePrefix()
-	s := newStore(b, c, prefix, opts)
+	s := newProdStore(b, c, prefix, opts)
 	var provers []string
 	for w := range workers {
 		provers = append(provers, fmt.Sprintf("w%02d", w))

@@ -6,8 +6,9 @@
 // fallback to EVAL on NOSCRIPT (go-redis Script). A script validates
 // everything before its first write, because Redis never rolls a script
 // back; an error reply therefore means nothing changed. Time inside the
-// scripts is Redis TIME plus an offset read from a test-only key, so every
-// coordinator judges leases and deadlines by one clock.
+// scripts is Redis TIME, so every coordinator judges leases and deadlines
+// by one clock. (Options.TestClock adds an offset and an optional frozen
+// base read from test-only keys, so tests move time without sleeping.)
 //
 // # Redis settings it needs
 //
@@ -17,9 +18,11 @@
 //     lost and a created_seq handed out again).
 //   - maxmemory-policy noeviction: an evicted job, lease or ledger key is a
 //     wrong answer, not a cache miss. With noeviction Redis refuses writes
-//     when full and the store reports the error.
-//   - A replica for failover; Options.WaitReplicas makes the money scripts
-//     (enqueue, complete, fail, reap, requeue, deposit) WAIT for it.
+//     when full and the store reports ErrUnavailable.
+//   - Redis 7.0 or later (MAXLEN = in XADD; effect replication of scripts
+//     that read TIME). A replica for failover; Options.WaitReplicas makes
+//     the scripts that move money or hand out created_seq (enqueue,
+//     complete, fail, reap, requeue, deposit) WAIT for it.
 //
 // New reads maxmemory-policy and appendonly with CONFIG GET and logs a
 // warning when they differ (it does not fail: managed Redis services often
@@ -29,42 +32,54 @@
 //
 // All keys of a deployment share the base B = "{<Prefix>}:" — one hash tag,
 // hence one Redis Cluster slot, so every script may touch all of them.
+// Independent deployments on one Redis use different prefixes.
 //
-//	B seq                   INCR counter of created_seq (never reused)
-//	B job:<id>              hash: the job (short field names)
-//	B hist:<id>             list: attempts, JSON, oldest first
-//	B dd:<hex>              string job id; the dedup index entry for
-//	                        BLAKE3(intent_id|tier|trace_hash)[:16], TTL = DedupWindow
-//	B pend:<tier>:<backend> zset, all scores 0, members in claim order
-//	                        (ZRANGEBYLEX): deadline(16 hex) reward'(14 hex)
-//	                        created_seq(16 hex) trace_bytes(16 hex) job_id,
-//	                        reward' = 2^53-1-reward so higher rewards sort first
-//	B pseq:<tier>           zset job id by created_seq: oldest pending job
-//	B wait                  zset job id by deadline: jobs waiting on dependencies
-//	B rdeps:<id>            set: waiting jobs that depend on <id>
-//	B leases                zset job id by lease expiry (ms): the reaper's index
-//	B dead:<tier>           zset job id by the id of its job.dead event
-//	B backends              set of backend names seen at enqueue
-//	B counts                hash "<tier>:<state>" -> number of jobs
-//	B pool                  hash dep, avail, res, paid
-//	B prover:<id>           hash th (token hash), cat (registered at)
-//	B ptok:<token hash>     string prover id
-//	B provers               set of prover ids
-//	B pstats:<id>           hash done, failed, earned, ctime, seen
-//	B evseq                 INCR counter of event ids
-//	B events                stream, entry id "<event id>-0", capped at MaxEvents
-//	B test:clock_offset_ms  test-only: ms added to Redis TIME (absent in production)
+//	B seq                     INCR counter of created_seq (never reused)
+//	B job:<id>                hash: the job (short field names, see Enqueue's script)
+//	B hist:<id>               list: attempts, one tab-separated line each, oldest first
+//	B dd:<hex>                "<job id>|<until ms>": the dedup entry of
+//	                          BLAKE3(intent_id|tier|trace_hash)[:16], TTL = DedupWindow
+//	B pend:<tier>:<backend>   zset, all scores 0, members in claim order (ZRANGEBYLEX):
+//	                          deadline(16 hex) reward'(14 hex) created_seq(16 hex)
+//	                          trace_bytes(16 hex) job_id; reward' = 2^53-1-reward,
+//	                          so higher rewards sort first
+//	B pseq:<tier>             zset job id by created_seq: the oldest pending job
+//	B wait:<tier>             zset job id by deadline: jobs waiting on dependencies
+//	B rdeps:<id>              set: waiting jobs that depend on <id>
+//	B leases:<tier>           zset job id by lease expiry (ms): the reaper's index
+//	B dead:<tier>             zset job id by the id of its job.dead event
+//	B completed               hash tier -> jobs completed (cumulative)
+//	B backends                set of backend names seen at enqueue
+//	B pool                    hash dep, avail, res, paid
+//	B prover:<id>             hash th (token hash), cat (registered at)
+//	B ptok:<token hash>       string prover id
+//	B provers                 set of prover ids
+//	B pstats:<id>             hash done, failed, earned, ctime, seen
+//	B evseq                   INCR counter of event ids
+//	B events                  stream, entry id "<event id>-0", capped at MaxEvents
+//	                          (exactly below 1000, by whole stream nodes above)
+//	B test:clock_offset_ms    test-only (Options.TestClock): ms added to the clock
+//	B test:clock_frozen_ms    test-only: replaces Redis TIME when set
+//
+// Status counts jobs per state from these indexes (ZCARD), so transitions
+// keep no counters; "completed" is cumulative (it does not drop when a
+// completed job expires).
 //
 // A claim reads the head of one pend zset per (tier, backend) it asks for:
 // O(log n) whatever the depth. With min_reward or max trace bytes it scans
 // on from the head until a job fits, at most Options.MaxClaimScan entries in
-// all, then answers ErrNoJob. Completed jobs' job and hist keys expire after
-// Retention; dead jobs, prover statistics and the pool persist. The
-// "completed" count of Status is cumulative (it does not drop when a
-// completed job expires).
+// all, then answers ErrNoJob. A completed job's job and hist keys expire
+// after Retention (by the store's clock for reads, by Redis TTL for
+// memory); the dedup entry lives DedupWindow; dead jobs, prover statistics
+// and the pool persist.
 //
-// Lease tokens are 16 random bytes (hex); Redis keeps only BLAKE3(token),
-// and history shows lease_id = hex(BLAKE3(token)[:8]).
+// Lease tokens are 16 random bytes (hex, from Options.Rand); Redis keeps
+// only BLAKE3(token), and history shows lease_id = hex(BLAKE3(token)[:8]).
+//
+// go-redis resends a command whose connection dropped before the reply. An
+// identical Complete is answered "completed" again (it pays once); a
+// resent Claim leases a second job, whose lease then expires; a resent
+// Deposit is applied twice (the API needs idempotency keys for that).
 //
 // This package imports store, pouw and go-redis; it must not import api,
 // blob, scheduler or backends.

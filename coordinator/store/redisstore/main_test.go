@@ -91,10 +91,21 @@ func (k testClock) Now(t testing.TB) time.Time {
 	return time.UnixMilli(ms)
 }
 
-// newStore makes a store with a fresh prefix on srv.
+// newStore makes a store whose clock the test drives (testClock).
 func newStore(t testing.TB, c *redis.Client, prefix string, opts store.Options) *redisstore.Store {
 	t.Helper()
-	s, err := redisstore.New(context.Background(), c, redisstore.Options{Options: opts, Prefix: prefix})
+	return newStoreWith(t, c, redisstore.Options{Options: opts, Prefix: prefix, TestClock: true})
+}
+
+// newProdStore makes a store configured as in production: Redis TIME only.
+func newProdStore(t testing.TB, c *redis.Client, prefix string, opts store.Options) *redisstore.Store {
+	t.Helper()
+	return newStoreWith(t, c, redisstore.Options{Options: opts, Prefix: prefix})
+}
+
+func newStoreWith(t testing.TB, c *redis.Client, opts redisstore.Options) *redisstore.Store {
+	t.Helper()
+	s, err := redisstore.New(context.Background(), c, opts)
 	if err != nil {
 		t.Fatalf("redisstore.New: %v", err)
 	}

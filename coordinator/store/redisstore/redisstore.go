@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +35,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Rand is the source of lease tokens (default crypto/rand.Reader).
 	Rand io.Reader
+	// TestClock makes the scripts read the test-only clock keys
+	// (ClockOffsetKey, ClockFrozenKey), so tests move time without
+	// sleeping. Never set in production: it costs a read per script and
+	// lets anyone who can write those keys move the store's clock.
+	TestClock bool
 }
 
 // Store is a store.Store on Redis.
@@ -96,6 +100,10 @@ func New(ctx context.Context, client redis.UniversalClient, opts Options) (*Stor
 		keys: []string{"{" + opts.Prefix + "}:"},
 		s:    newScripts(),
 		log:  opts.Logger.With("component", "redisstore", "prefix", opts.Prefix),
+	}
+	if opts.TestClock {
+		// A second declared key tells the scripts to read the clock keys.
+		s.keys = append(s.keys, s.keys[0]+"test:")
 	}
 	s.cfg = []any{
 		opts.MaxEvents,
@@ -505,7 +513,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) (store.Lease,
 		tbthr = fmt.Sprintf("%016x", req.MaxTraceBytes)
 	}
 	sum := blake3.Sum256([]byte(token))
-	args := []any{req.ProverID, hex.EncodeToString(sum[:]), hex.EncodeToString(sum[:8]), rthr, tbthr, len(req.Tiers)}
+	args := []any{req.ProverID, hex.EncodeToString(sum[:]), rthr, tbthr, len(req.Tiers)}
 	for _, t := range req.Tiers {
 		args = append(args, int(t))
 	}
@@ -661,18 +669,6 @@ func (s *Store) Requeue(ctx context.Context, id string) (pouw.ProofJob, error) {
 	return replyJob("requeue", v)
 }
 
-// attemptJSON is an attempt as the scripts keep it: every value a string,
-// because cjson would print numbers with 14 significant digits.
-type attemptJSON struct {
-	N string `json:"n"`
-	P string `json:"p"`
-	L string `json:"l"`
-	C string `json:"c"`
-	E string `json:"e"`
-	O string `json:"o"`
-	R string `json:"r"`
-}
-
 // History implements store.Store.
 func (s *Store) History(ctx context.Context, id string) ([]pouw.Attempt, error) {
 	if err := pouw.ValidateJobID(id); err != nil {
@@ -686,20 +682,30 @@ func (s *Store) History(ctx context.Context, id string) ([]pouw.Attempt, error) 
 	out := make([]pouw.Attempt, 0, len(arr))
 	for _, e := range arr {
 		raw, _ := e.(string)
-		var a attemptJSON
-		if err := json.Unmarshal([]byte(raw), &a); err != nil {
-			return nil, fmt.Errorf("redisstore: history: attempt %q: %w", raw, err)
+		a, err := decodeAttempt(raw)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: history: %w", err)
 		}
-		n, err1 := strconv.ParseUint(a.N, 10, 32)
-		c, err2 := atoi64(a.C)
-		end, err3 := atoi64(a.E)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, fmt.Errorf("redisstore: history: attempt %q: %w", raw, err)
-		}
-		out = append(out, pouw.Attempt{Number: uint32(n), ProverID: a.P, LeaseID: a.L, ClaimedAtMs: c,
-			EndedAtMs: end, Outcome: pouw.Outcome(a.O), Reason: a.R})
+		out = append(out, a)
 	}
 	return out, nil
+}
+
+// decodeAttempt reads a history line (scripts.go, attempt): number, prover,
+// lease id, claimed, ended, outcome and reason, tab-separated, reason last.
+func decodeAttempt(raw string) (pouw.Attempt, error) {
+	f := strings.SplitN(raw, "\t", 7)
+	if len(f) != 7 {
+		return pouw.Attempt{}, fmt.Errorf("attempt %q: %d fields, want 7", raw, len(f))
+	}
+	n, err1 := strconv.ParseUint(f[0], 10, 32)
+	c, err2 := atoi64(f[3])
+	end, err3 := atoi64(f[4])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return pouw.Attempt{}, fmt.Errorf("attempt %q: %w", raw, err)
+	}
+	return pouw.Attempt{Number: uint32(n), ProverID: f[1], LeaseID: f[2], ClaimedAtMs: c,
+		EndedAtMs: end, Outcome: pouw.Outcome(f[5]), Reason: f[6]}, nil
 }
 
 // RegisterProver implements store.Store.
@@ -828,15 +834,14 @@ func (s *Store) Status(ctx context.Context) (pouw.SystemStatus, error) {
 		return pouw.SystemStatus{}, err
 	}
 	arr, ok := v.([]any)
-	if !ok || len(arr) != 8 {
+	if !ok || len(arr) != 4+6*len(pouw.Tiers) {
 		return pouw.SystemStatus{}, fmt.Errorf("redisstore: status: unexpected reply")
 	}
 	now, e1 := toInt(arr[0])
-	counts, e2 := toMap(arr[1])
-	poolm, e3 := toMap(arr[2])
-	nprov, e4 := toInt(arr[3])
-	last, e5 := toInt(arr[4])
-	if err := errors.Join(e1, e2, e3, e4, e5); err != nil {
+	poolm, e2 := toMap(arr[1])
+	nprov, e3 := toInt(arr[2])
+	last, e4 := toInt(arr[3])
+	if err := errors.Join(e1, e2, e3, e4); err != nil {
 		return pouw.SystemStatus{}, fmt.Errorf("redisstore: status: %w", err)
 	}
 	pool, err := decodePool(poolm)
@@ -844,16 +849,18 @@ func (s *Store) Status(ctx context.Context) (pouw.SystemStatus, error) {
 		return pouw.SystemStatus{}, err
 	}
 	st := pouw.SystemStatus{NowMs: now, Pool: pool, Provers: uint64(nprov), LastSeq: uint64(last)}
-	for _, t := range pouw.Tiers {
-		ts := pouw.TierStatus{Tier: t, Counts: make(map[pouw.State]uint64, len(pouw.States))}
-		for _, state := range pouw.States {
-			n, err := atoi64(counts[strconv.Itoa(int(t))+":"+string(state)])
+	order := [...]pouw.State{pouw.StateWaiting, pouw.StatePending, pouw.StateLeased, pouw.StateCompleted, pouw.StateDead}
+	for i, t := range pouw.Tiers {
+		part := arr[4+6*i : 4+6*(i+1)]
+		ts := pouw.TierStatus{Tier: t, Counts: make(map[pouw.State]uint64, len(order))}
+		for k, state := range order {
+			n, err := toInt(part[k])
 			if err != nil {
 				return pouw.SystemStatus{}, fmt.Errorf("redisstore: status: %w", err)
 			}
 			ts.Counts[state] = uint64(max(n, 0))
 		}
-		if cat, _ := arr[5+int(t)].(string); cat != "" {
+		if cat, _ := part[5].(string); cat != "" {
 			c, err := atoi64(cat)
 			if err != nil {
 				return pouw.SystemStatus{}, fmt.Errorf("redisstore: status: %w", err)

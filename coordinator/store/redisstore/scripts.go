@@ -12,6 +12,9 @@ import (
 // one hash slot (Redis Cluster runs the script on that slot's node).
 //
 // Rules the scripts follow:
+//   - Every redis.call costs microseconds: read a job's fields with one
+//     HMGET, build what can be built (history lines) instead of reading it,
+//     keep no counter an index already holds (counts are ZCARDs).
 //   - Validate everything, then write: Redis does not roll a script back,
 //     so an error reply must come before the first write.
 //   - Lua numbers are doubles. Amounts, times and sequence numbers stay
@@ -34,17 +37,21 @@ local function hex16(n) return string.format('%016x', n) end
 local function jkey(id) return K .. 'job:' .. id end
 local function hkey(id) return K .. 'hist:' .. id end
 
--- The store's clock: Redis TIME plus the test-only offset (absent in
--- production). Tests may also freeze the base time, so that a test reads
--- the same millisecond as the script that ran before it.
+-- The store's clock: Redis TIME. A store made with Options.TestClock (it
+-- declares a second key) adds the test-only offset key and may freeze the
+-- base time, so that a test reads the same millisecond as the script that
+-- ran before it.
 local function now_ms()
-  local v = redis.call('MGET', K .. 'test:clock_offset_ms', K .. 'test:clock_frozen_ms')
-  local base = tonumber(v[2])
+  local base, off = nil, 0
+  if KEYS[2] then
+    local v = redis.call('MGET', K .. 'test:clock_offset_ms', K .. 'test:clock_frozen_ms')
+    base, off = tonumber(v[2]), tonumber(v[1]) or 0
+  end
   if not base then
     local t = redis.call('TIME')
     base = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  return base + (tonumber(v[1]) or 0)
+  return base + off
 end
 
 -- expired reports whether a completed job's detail is past retention by
@@ -75,11 +82,6 @@ local function jev(typ, now, id, tier, state, att, prover, amount, reason)
   return emit(typ, now, f)
 end
 
-local function cnt(tier, from, to)
-  if from then redis.call('HINCRBY', K .. 'counts', tier .. ':' .. from, -1) end
-  if to then redis.call('HINCRBY', K .. 'counts', tier .. ':' .. to, 1) end
-end
-
 local function pend_add(id, tier, backend, pm, seq)
   redis.call('ZADD', K .. 'pend:' .. tier .. ':' .. backend, 0, pm)
   redis.call('ZADD', K .. 'pseq:' .. tier, seq, id)
@@ -103,15 +105,16 @@ local function seen(prover, now)
   end
 end
 
-local function end_attempt(id, now, outcome, reason)
-  local hk = hkey(id)
-  local raw = redis.call('LINDEX', hk, -1)
-  if not raw then return end
-  local a = cjson.decode(raw)
-  a.e = istr(now)
-  a.o = outcome
-  if reason and reason ~= '' then a.r = reason end
-  redis.call('LSET', hk, -1, cjson.encode(a))
+-- An attempt is one tab-separated line: number, prover, lease id, claimed,
+-- ended, outcome, reason (last: it may hold anything; prover ids hold no
+-- control characters). Built from the job's fields, it needs no read.
+local function attempt(n, prover, lh, claimed, ended, outcome, reason)
+  return table.concat({n, prover, string.sub(lh, 1, 16), claimed, ended, outcome, reason or ''}, '\t')
+end
+
+local function end_attempt(id, f, now, outcome, reason)
+  -- f: ln, prover, lh, lclaim of the job
+  redis.call('LSET', hkey(id), -1, attempt(f[1], f[2], f[3], f[4], istr(now), outcome, reason))
 end
 
 -- kill moves a job (and, transitively, every job waiting on it) to the
@@ -122,24 +125,26 @@ local function kill(id0, reason0, now)
     local top = table.remove(stack)
     local id, reason = top[1], top[2]
     local jk = jkey(id)
-    local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'pm', 'reward', 'att')
+    local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'pm', 'reward', 'att', 'rd')
     local st = f[1]
     if st == 'pending' or st == 'waiting' or st == 'leased' then
       local tier = f[2]
       if st == 'pending' then pend_rem(id, tier, f[3], f[4])
-      elseif st == 'waiting' then redis.call('ZREM', K .. 'wait', id)
-      else redis.call('ZREM', K .. 'leases', id) end
+      elseif st == 'waiting' then redis.call('ZREM', K .. 'wait:' .. tier, id)
+      else redis.call('ZREM', K .. 'leases:' .. tier, id) end
       local r = tonumber(f[5])
       pool_move('res', 'avail', r)
       redis.call('HSET', jk, 'state', 'dead', 'dreason', reason, 'lexp', '0')
       redis.call('HDEL', jk, 'prover', 'lh', 'lclaim')
-      cnt(tier, st, 'dead')
       local ev = jev('job.dead', now, id, tier, 'dead', f[6], '', r, reason)
       redis.call('ZADD', K .. 'dead:' .. tier, ev, id)
-      local rd = K .. 'rdeps:' .. id
-      local deps = redis.call('SMEMBERS', rd)
-      for i = 1, #deps do stack[#stack + 1] = {deps[i], 'dependency ' .. id .. ' is dead'} end
-      redis.call('DEL', rd)
+      if f[7] then
+        local rd = K .. 'rdeps:' .. id
+        local deps = redis.call('SMEMBERS', rd)
+        for i = 1, #deps do stack[#stack + 1] = {deps[i], 'dependency ' .. id .. ' is dead'} end
+        redis.call('DEL', rd)
+        redis.call('HDEL', jk, 'rd')
+      end
     end
   end
 end
@@ -155,16 +160,16 @@ local function ready(id, now)
     if f[1] == 'waiting' then
       local n = redis.call('HINCRBY', dk, 'waitn', -1)
       if n <= 0 then
-        redis.call('ZREM', K .. 'wait', d)
+        redis.call('ZREM', K .. 'wait:' .. f[2], d)
         redis.call('HSET', dk, 'state', 'pending')
         redis.call('HDEL', dk, 'waitn')
         pend_add(d, f[2], f[3], f[4], f[5])
-        cnt(f[2], 'waiting', 'pending')
         jev('job.ready', now, d, f[2], 'pending', f[6])
       end
     end
   end
-  if #deps > 0 then redis.call('DEL', rd) end
+  redis.call('DEL', rd)
+  redis.call('HDEL', jkey(id), 'rd')
 end
 
 -- end_lease ends the current lease of a leased job with outcome; rejected,
@@ -172,13 +177,14 @@ end
 -- dead letter when it has no retries left or its deadline has come.
 local function end_lease(id, outcome, reason, now)
   local jk = jkey(id)
-  local f = redis.call('HMGET', jk, 'tier', 'backend', 'pm', 'seq', 'maxr', 'dl', 'prover', 'att')
+  local f = redis.call('HMGET', jk, 'tier', 'backend', 'pm', 'seq', 'maxr', 'dl', 'prover', 'att',
+    'ln', 'lh', 'lclaim')
   local failure = outcome ~= 'released'
   local att = tonumber(f[8])
   if failure then att = redis.call('HINCRBY', jk, 'att', 1) end
-  end_attempt(id, now, outcome, reason)
-  redis.call('ZREM', K .. 'leases', id)
   local prover = f[7] or ''
+  end_attempt(id, {f[9], prover, f[10], f[11]}, now, outcome, reason)
+  redis.call('ZREM', K .. 'leases:' .. f[1], id)
   if prover ~= '' then
     if failure then redis.call('HINCRBY', K .. 'pstats:' .. prover, 'failed', 1) end
     -- An expiry is the prover's silence, not a sign of life.
@@ -201,12 +207,11 @@ local function end_lease(id, outcome, reason, now)
     redis.call('HSET', jk, 'state', 'pending', 'lexp', '0')
     redis.call('HDEL', jk, 'prover', 'lh', 'lclaim')
     pend_add(id, f[1], f[2], f[3], f[4])
-    cnt(f[1], 'leased', 'pending')
   end
 end
 
--- check_lease returns an error reply string when (id, prover, lease hash)
--- is not the job's current, unexpired lease.
+-- check_lease explains why (id, prover, lease hash) is not the job's
+-- current, unexpired lease, as an error reply string; nil when it is.
 local function check_lease(id, prover, lh, now)
   local f = redis.call('HMGET', jkey(id), 'state', 'lh', 'prover', 'lexp')
   if not f[1] then return 'POUW_NOTFOUND job ' .. id .. ' not found' end
@@ -222,12 +227,20 @@ local function check_lease(id, prover, lh, now)
     local held = false
     local hs = redis.call('LRANGE', hkey(id), 0, -1)
     for i = 1, #hs do
-      if cjson.decode(hs[i]).p == prover then held = true; break end
+      if string.match(hs[i], '^[^\t]*\t([^\t]*)') == prover then held = true; break end
     end
     if not held then return 'POUW_NOTHOLDER job ' .. id .. ' is leased to another prover' end
   end
   return 'POUW_LEASELOST job ' .. id .. ': the token is not its current lease (job is ' .. f[1] .. ')'
+end
 
+-- live_lease reads the fields a lease operation needs in one call and
+-- returns them when (prover, lh) holds the job's unexpired lease, or nil
+-- and the reason.
+local function live_lease(id, prover, lh, now, ...)
+  local f = redis.call('HMGET', jkey(id), 'state', 'lh', 'prover', 'lexp', ...)
+  if f[1] == 'leased' and f[2] == lh and f[3] == prover and now < tonumber(f[4]) then return f end
+  return nil, check_lease(id, prover, lh, now)
 end
 `
 
@@ -288,36 +301,38 @@ local state = 'pending'
 if #waitfor > 0 then state = 'waiting' end
 redis.call('HSET', jk, 'id', id, 'tier', tier, 'intent', intent, 'trace', trace, 'tref', tref, 'tb', tb,
   'backend', backend, 'fee', fee, 'reward', reward, 'cat', istr(now), 'seq', seq, 'lexp', '0', 'dl', dl,
-  'maxr', maxr, 'att', '0', 'state', state, 'pm', pm)
+  'maxr', maxr, 'att', '0', 'ln', '0', 'state', state, 'pm', pm)
 if #deps > 0 then redis.call('HSET', jk, 'deps', table.concat(deps, ',')) end
 if #waitfor > 0 then
   redis.call('HSET', jk, 'waitn', istr(#waitfor))
-  for i = 1, #waitfor do redis.call('SADD', K .. 'rdeps:' .. waitfor[i], id) end
-  redis.call('ZADD', K .. 'wait', dl, id)
+  for i = 1, #waitfor do
+    redis.call('SADD', K .. 'rdeps:' .. waitfor[i], id)
+    redis.call('HSET', jkey(waitfor[i]), 'rd', '1')
+  end
+  redis.call('ZADD', K .. 'wait:' .. tier, dl, id)
 else
   pend_add(id, tier, backend, pm, seq)
 end
 redis.call('SET', ddk, id .. '|' .. istr(now + tonumber(DEDUP)), 'PX', DEDUP)
 pool_move('avail', 'res', r)
 redis.call('SADD', K .. 'backends', backend)
-cnt(tier, nil, state)
 jev('job.created', now, id, tier, state, 0, '', r, '')
 return {1, id, redis.call('HGETALL', jk)}
 `
 
-// ARGV: prover leasehash leaseid rewardthreshold tbthreshold ntiers tiers... nbackends backends...
+// ARGV: prover leasehash rewardthreshold tbthreshold ntiers tiers... nbackends backends...
 // A pending member is deadline(16 hex) rinv(14) seq(16) trace_bytes(16)
 // job_id(32): fixed width, so byte order is claim order and the filters are
 // string comparisons.
 const luaClaim = `
 local now = now_ms()
-local prover, lh, lid, rthr, tbthr = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local nt = tonumber(ARGV[13])
+local prover, lh, rthr, tbthr = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local nt = tonumber(ARGV[12])
 local tiers = {}
-for i = 1, nt do tiers[i] = ARGV[13 + i] end
-local nb = tonumber(ARGV[14 + nt])
+for i = 1, nt do tiers[i] = ARGV[12 + i] end
+local nb = tonumber(ARGV[13 + nt])
 local backends = {}
-for i = 1, nb do backends[i] = ARGV[14 + nt + i] end
+for i = 1, nb do backends[i] = ARGV[13 + nt + i] end
 if redis.call('EXISTS', K .. 'prover:' .. prover) == 0 then
   return redis.error_reply('POUW_NOTFOUND prover ' .. prover .. ' is not registered')
 end
@@ -352,14 +367,16 @@ for ti = 1, nt do
     redis.call('ZREM', bestkey, best)
     redis.call('ZREM', K .. 'pseq:' .. t, id)
     local lexp = now + LEASE[tonumber(t) + 1]
-    local n = redis.call('LLEN', hkey(id)) + 1
-    redis.call('RPUSH', hkey(id), cjson.encode({n = istr(n), p = prover, l = lid, c = istr(now), o = 'active'}))
+    local ln = redis.call('HINCRBY', jk, 'ln', 1)
+    redis.call('RPUSH', hkey(id), attempt(istr(ln), prover, lh, istr(now), '', 'active', ''))
     redis.call('HSET', jk, 'state', 'leased', 'prover', prover, 'lh', lh, 'lexp', istr(lexp), 'lclaim', istr(now))
-    redis.call('ZADD', K .. 'leases', istr(lexp), id)
-    cnt(t, 'pending', 'leased')
+    redis.call('ZADD', K .. 'leases:' .. t, istr(lexp), id)
     seen(prover, now)
-    jev('job.claimed', now, id, t, 'leased', redis.call('HGET', jk, 'att'), prover)
-    return redis.call('HGETALL', jk)
+    local job = redis.call('HGETALL', jk)
+    local att = '0'
+    for i = 1, #job, 2 do if job[i] == 'att' then att = job[i + 1] break end end
+    jev('job.claimed', now, id, t, 'leased', att, prover)
+    return job
   end
 end
 return redis.error_reply('POUW_NOJOB no pending job fits the claim')
@@ -369,15 +386,14 @@ return redis.error_reply('POUW_NOJOB no pending job fits the claim')
 const luaRenew = `
 local now = now_ms()
 local id, prover, lh = ARGV[8], ARGV[9], ARGV[10]
-local e = check_lease(id, prover, lh, now)
-if e then return redis.error_reply(e) end
+local f, e = live_lease(id, prover, lh, now, 'tier', 'att')
+if not f then return redis.error_reply(e) end
 local jk = jkey(id)
-local tier = redis.call('HGET', jk, 'tier')
-local lexp = now + LEASE[tonumber(tier) + 1]
+local lexp = now + LEASE[tonumber(f[5]) + 1]
 redis.call('HSET', jk, 'lexp', istr(lexp))
-redis.call('ZADD', K .. 'leases', istr(lexp), id)
+redis.call('ZADD', K .. 'leases:' .. f[5], istr(lexp), id)
 seen(prover, now)
-jev('job.renewed', now, id, tier, 'leased', redis.call('HGET', jk, 'att'), prover)
+jev('job.renewed', now, id, f[5], 'leased', f[6], prover)
 return redis.call('HGETALL', jk)
 `
 
@@ -385,14 +401,14 @@ return redis.call('HGETALL', jk)
 const luaBeginVerify = `
 local now = now_ms()
 local id, prover, lh, budget = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
-local e = check_lease(id, prover, lh, now)
-if e then return redis.error_reply(e) end
+local f, e = live_lease(id, prover, lh, now, 'tier')
+if not f then return redis.error_reply(e) end
 local jk = jkey(id)
-local lexp = tonumber(redis.call('HGET', jk, 'lexp'))
+local lexp = tonumber(f[4])
 if now + budget > lexp then
   lexp = now + budget
   redis.call('HSET', jk, 'lexp', istr(lexp))
-  redis.call('ZADD', K .. 'leases', istr(lexp), id)
+  redis.call('ZADD', K .. 'leases:' .. f[5], istr(lexp), id)
 end
 seen(prover, now)
 return redis.call('HGETALL', jk)
@@ -403,8 +419,7 @@ const luaComplete = `
 local now = now_ms()
 local id, prover, lh, proof = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local jk = jkey(id)
--- The hot path reads the job once; check_lease only explains a refusal.
-local f = redis.call('HMGET', jk, 'state', 'lh', 'prover', 'lexp', 'proof', 'tier', 'reward', 'lclaim', 'att')
+local f = redis.call('HMGET', jk, 'state', 'lh', 'prover', 'lexp', 'proof', 'tier', 'reward', 'lclaim', 'att', 'ln', 'rd')
 if f[1] == 'completed' and f[2] == lh and f[3] == prover and f[5] == proof then
   -- The same completion again (go-redis resends a command whose reply was
   -- lost in a connection reset) answers what happened: completed. Another
@@ -417,18 +432,17 @@ end
 local r = tonumber(f[7])
 redis.call('HSET', jk, 'state', 'completed', 'proof', proof, 'cmpl', istr(now), 'lexp', '0',
   'rexp', istr(now + tonumber(RETAIN)))
-redis.call('HDEL', jk, 'lclaim')
-redis.call('ZREM', K .. 'leases', id)
-end_attempt(id, now, 'completed', '')
+redis.call('ZREM', K .. 'leases:' .. f[6], id)
+end_attempt(id, {f[10], prover, lh, f[8]}, now, 'completed', '')
 pool_move('res', 'paid', r)
 local ps = K .. 'pstats:' .. prover
 redis.call('HINCRBY', ps, 'done', 1)
 redis.call('HINCRBY', ps, 'earned', istr(r))
 redis.call('HINCRBY', ps, 'ctime', istr(now - tonumber(f[8])))
 seen(prover, now)
-cnt(f[6], 'leased', 'completed')
+redis.call('HINCRBY', K .. 'completed', f[6], 1)
 jev('job.completed', now, id, f[6], 'completed', f[9], prover, r, '')
-ready(id, now)
+if f[11] then ready(id, now) end
 redis.call('PEXPIRE', jk, RETAIN)
 redis.call('PEXPIRE', hkey(id), RETAIN)
 return redis.call('HGETALL', jk)
@@ -459,13 +473,17 @@ const luaReap = `
 local now = now_ms()
 local limit = tonumber(ARGV[8])
 local n = 0
-local ids = redis.call('ZRANGEBYSCORE', K .. 'leases', '-inf', istr(now), 'LIMIT', 0, limit)
-for i = 1, #ids do
-  end_lease(ids[i], 'expired', 'lease expired', now)
-  n = n + 1
+for t = 0, 2 do
+  if n >= limit then break end
+  local ids = redis.call('ZRANGEBYSCORE', K .. 'leases:' .. t, '-inf', istr(now), 'LIMIT', 0, limit - n)
+  for i = 1, #ids do
+    end_lease(ids[i], 'expired', 'lease expired', now)
+    n = n + 1
+  end
 end
-if n < limit then
-  ids = redis.call('ZRANGEBYSCORE', K .. 'wait', '-inf', istr(now), 'LIMIT', 0, limit - n)
+for t = 0, 2 do
+  if n >= limit then break end
+  local ids = redis.call('ZRANGEBYSCORE', K .. 'wait:' .. t, '-inf', istr(now), 'LIMIT', 0, limit - n)
   for i = 1, #ids do
     kill(ids[i], 'deadline passed while waiting for dependencies', now)
     n = n + 1
@@ -525,12 +543,14 @@ redis.call('HDEL', jk, 'dreason', 'waitn')
 pool_move('avail', 'res', r)
 if #waitfor > 0 then
   redis.call('HSET', jk, 'waitn', istr(#waitfor))
-  for i = 1, #waitfor do redis.call('SADD', K .. 'rdeps:' .. waitfor[i], id) end
-  redis.call('ZADD', K .. 'wait', f[7], id)
+  for i = 1, #waitfor do
+    redis.call('SADD', K .. 'rdeps:' .. waitfor[i], id)
+    redis.call('HSET', jkey(waitfor[i]), 'rd', '1')
+  end
+  redis.call('ZADD', K .. 'wait:' .. f[2], f[7], id)
 else
   pend_add(id, f[2], f[3], f[4], f[5])
 end
-cnt(f[2], 'dead', state)
 jev('job.requeued', now, id, f[2], state, 0, '', r, '')
 return redis.call('HGETALL', jk)
 `
@@ -604,12 +624,23 @@ end
 return redis.call('XRANGE', K .. 'events', istr(after + 1) .. '-0', '+', 'COUNT', limit)
 `
 
-// Returns {now, counts, pool, nprovers, lastseq, oldest0, oldest1, oldest2}.
+// Returns {now, pool, nprovers, lastseq, then per tier: waiting, pending,
+// leased, completed, dead, oldest pending created_at_ms or ”}. Counts come
+// from the indexes themselves (ZCARD), so transitions keep no counters
+// except the cumulative completed count.
 const luaStatus = `
 local now = now_ms()
-local out = {istr(now), redis.call('HGETALL', K .. 'counts'), redis.call('HGETALL', K .. 'pool'),
-  redis.call('SCARD', K .. 'provers'), redis.call('GET', K .. 'seq') or '0'}
+local out = {istr(now), redis.call('HGETALL', K .. 'pool'), redis.call('SCARD', K .. 'provers'),
+  redis.call('GET', K .. 'seq') or '0'}
+local backends = redis.call('SMEMBERS', K .. 'backends')
 for t = 0, 2 do
+  local pending = 0
+  for b = 1, #backends do pending = pending + redis.call('ZCARD', K .. 'pend:' .. t .. ':' .. backends[b]) end
+  out[#out + 1] = redis.call('ZCARD', K .. 'wait:' .. t)
+  out[#out + 1] = pending
+  out[#out + 1] = redis.call('ZCARD', K .. 'leases:' .. t)
+  out[#out + 1] = tonumber(redis.call('HGET', K .. 'completed', t) or '0')
+  out[#out + 1] = redis.call('ZCARD', K .. 'dead:' .. t)
   local o = ''
   local ids = redis.call('ZRANGE', K .. 'pseq:' .. t, 0, 0)
   if #ids > 0 then o = redis.call('HGET', jkey(ids[1]), 'cat') or '' end
