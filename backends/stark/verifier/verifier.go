@@ -23,7 +23,7 @@ import (
 
 // ErrRejected is returned (wrapped with the reason) for a proof that does
 // not verify.
-var ErrRejected = errors.New("stark proof rejected")
+var ErrRejected = errors.New("stark verifier")
 
 // ErrInsecure is returned for a proof whose options give less than the
 // required conjectured security; it wraps ErrRejected.
