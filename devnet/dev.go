@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/coordinator/api"
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/gpu"
@@ -44,6 +45,8 @@ type DevOptions struct {
 	Logger    *slog.Logger
 	// Progress is the period of the progress log line (default 2 s).
 	Progress time.Duration
+	// Backends proves and verifies (default Backends()).
+	Backends *backends.Registry
 	// OnReady is told the coordinator's URL and admin token once it serves.
 	OnReady func(url, adminToken, tokenFile string)
 }
@@ -124,9 +127,21 @@ func Dev(ctx context.Context, o DevOptions) (Summary, error) {
 		defer os.RemoveAll(dir)
 		o.DataDir = dir
 	}
-	reg, err := Backends()
-	if err != nil {
-		return Summary{}, err
+	reg := o.Backends
+	if reg == nil {
+		var err error
+		if reg, err = Backends(); err != nil {
+			return Summary{}, err
+		}
+	}
+	for _, t := range o.Tiers {
+		name := o.Tiers2B[t]
+		if name == "" {
+			name = api.DefaultTierBackends()[t]
+		}
+		if _, err := reg.Get(name); err != nil {
+			return Summary{}, fmt.Errorf("devnet: %s jobs would go to backend %q, which this binary does not run: %w", t, name, err)
+		}
 	}
 	coord, err := StartCoordinator(CoordinatorOptions{DataDir: o.DataDir, Addr: o.Addr, Backends: reg, Tiers: o.Tiers2B, Logger: o.Logger.With("component", "coordinator")})
 	if err != nil {

@@ -71,6 +71,10 @@ written to <data-dir>/admin.token.`,
 			if workloads != "" {
 				wl = strings.Split(workloads, ",")
 			}
+			reg, err := newRegistry(backendConfig{})
+			if err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			src := openGPUs(logger, host.gpus)
 			if c, ok := src.(interface{ Close() error }); ok {
@@ -79,7 +83,7 @@ written to <data-dir>/admin.token.`,
 			sum, err := devnet.Dev(cmd.Context(), devnet.DevOptions{
 				DataDir: dataDir, Addr: addr, Jobs: jobs, ExitWhenDone: exitWhenDone, Interval: interval,
 				Tiers: ts, Workloads: wl, Steps: steps, BatchSize: batch, Window: window, Tiers2B: table,
-				Host: host.options(sel), GPUs: src, Logger: logger,
+				Host: host.options(sel), GPUs: src, Logger: logger, Backends: reg,
 				OnReady: func(url, token, file string) {
 					where := ""
 					if file != "" {

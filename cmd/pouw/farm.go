@@ -48,7 +48,7 @@ register); proofs are bound to it.`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			reg, err := devnet.Backends()
+			reg, err := newRegistry(backendConfig{})
 			if err != nil {
 				return err
 			}
