@@ -217,3 +217,20 @@ func CircuitStats() Stats {
 	st.Degree = cs.Degree()
 	return st
 }
+
+// Floor runs the MSM/FFT work of proving t without the rest of the prover
+// (circuit.ProvingKey.Floor), for the prove/floor benchmark.
+func (b *Backend) Floor(t *trace.Trace) error {
+	k := circuitK(&t.Header)
+	pk, err := b.Keys(k)
+	if err != nil {
+		return err
+	}
+	c := &vmCircuit{t: t}
+	c.Configure(&circuit.ConstraintSystem{})
+	inst, err := c.instance(&t.Header, 1<<k)
+	if err != nil {
+		return err
+	}
+	return pk.Floor(c, inst)
+}
