@@ -38,9 +38,11 @@ func BenchmarkRedisTrivialEvalSHA(b *testing.B) {
 		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) {
 			c := benchClient(b, w)
 			b.ResetTimer()
+			us0 := evalshaUsec(b, c)
 			rate := trivialRate(b, c, w, b.N)
 			b.StopTimer()
 			b.ReportMetric(rate, "evals/s")
+			b.ReportMetric(float64(evalshaUsec(b, c)-us0)/float64(b.N), "redis_us/eval")
 		})
 	}
 }
@@ -76,6 +78,26 @@ func trivialRate(b *testing.B, c *redis.Client, workers, n int) float64 {
 	}
 	wg.Wait()
 	return float64(n) / time.Since(start).Seconds()
+}
+
+// evalshaUsec is the total time Redis spent in EVALSHA (INFO commandstats):
+// the server's side of a script call, without the network and the client.
+func evalshaUsec(b *testing.B, c *redis.Client) int64 {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
+			for _, kv := range strings.Split(rest, ",") {
+				if v, ok := strings.CutPrefix(kv, "usec="); ok {
+					n, _ := strconv.ParseInt(v, 10, 64)
+					return n
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func usedMemory(b *testing.B, c *redis.Client) int64 {
@@ -127,6 +149,7 @@ func benchClaimSubmit(b *testing.B, workers int) {
 	wg.Wait()
 
 	var done atomic.Int64
+	us0 := evalshaUsec(b, c)
 	b.ResetTimer()
 	start := time.Now()
 	for _, p := range provers {
@@ -156,6 +179,7 @@ func benchClaimSubmit(b *testing.B, workers int) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	us1 := evalshaUsec(b, c)
 	if got := done.Load(); got != int64(b.N) {
 		b.Fatalf("%d cycles completed, want %d", got, b.N)
 	}
@@ -168,7 +192,11 @@ func benchClaimSubmit(b *testing.B, workers int) {
 		b.Fatalf("status counts %d completed, want %d", n, b.N)
 	}
 	cycles := float64(b.N) / elapsed.Seconds()
-	evals := trivialRate(b, c, workers, max(b.N, 2000))
+	nTrivial := max(b.N, 2000)
+	evals := trivialRate(b, c, workers, nTrivial)
+	us2 := evalshaUsec(b, c)
+	b.ReportMetric(float64(us1-us0)/float64(b.N), "redis_us/cycle")
+	b.ReportMetric(float64(us2-us1)/float64(nTrivial), "redis_us/trivial")
 	b.ReportMetric(cycles, "cycles/s")
 	b.ReportMetric(evals, "trivial_evals/s")
 	b.ReportMetric(cycles/evals, "vs_trivial")

@@ -569,3 +569,50 @@ func TestRepeatedCompleteIsIdempotentButAnotherProofIsRefused(t *testing.T) {
 		t.Fatalf("pool %+v %v, want paid once (7)", p, err)
 	}
 }
+
+// With WaitReplicas and no replica, money scripts still apply (WAIT cannot
+// undo them) and the shortfall is logged; the WAIT rides the script's
+// connection, including after NOSCRIPT on a fresh server.
+func TestWaitReplicasShortfallIsLoggedNotFatal(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	c := newClient(t, srv.Addr())
+	s := newStoreWith(t, c, redisstore.Options{Prefix: "w", WaitReplicas: 1, WaitTimeout: 20 * time.Millisecond, Logger: log})
+	p, err := s.Deposit(context.Background(), 9, "a")
+	if err != nil || p.Deposited != 9 {
+		t.Fatalf("deposit with an absent replica: %+v %v", p, err)
+	}
+	if _, err := s.Deposit(context.Background(), pouw.MaxAmount, "a"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("refused deposit through the WAIT path: %v, want ErrInvalid", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(buf.String(), "replicas") {
+		t.Fatalf("no replica warning; log:\n%s", buf.String())
+	}
+}
+
+// The pending cursor comes from API clients: anything that is not a cursor
+// this store made is ErrInvalid, never a Redis error or a panic.
+func FuzzPendingCursor(f *testing.F) {
+	for _, seed := range []string{"", "!!", strings.Repeat("0", 94), strings.Repeat("f", 94) + "g", strings.Repeat("a", 93),
+		"(" + strings.Repeat("0", 93), strings.Repeat("0", 94) + "\x00", "+", "-"} {
+		f.Add(seed)
+	}
+	c := redis.NewClient(&redis.Options{Addr: shared.Addr()})
+	defer c.Close()
+	s, err := redisstore.New(context.Background(), c, redisstore.Options{Prefix: uniquePrefix()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cursor string) {
+		for _, list := range []func(context.Context, store.PageQuery) (store.JobPage, error){s.Pending, s.DeadLetter} {
+			_, err := list(context.Background(), store.PageQuery{Cursor: cursor, Limit: 3})
+			if err != nil && !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("cursor %q: %v, want ErrInvalid or a page", cursor, err)
+			}
+		}
+	})
+}
