@@ -122,7 +122,7 @@ func (p *Params) Open(tr *Transcript, c bn254.G1Affine, coeffs []fr.Element, x, 
 		proof.L[round], proof.R[round] = l, r
 		tr.AppendPoint("ipa.L", &l)
 		tr.AppendPoint("ipa.R", &r)
-		u := tr.Challenge("ipa.u")
+		u := tr.ChallengeShort("ipa.u")
 		var uInv fr.Element
 		uInv.Inverse(&u)
 		uBig := u.BigInt(new(big.Int))
@@ -175,7 +175,7 @@ func (p *Params) Verify(tr *Transcript, c bn254.G1Affine, x, v fr.Element, proof
 	for j := range us {
 		tr.AppendPoint("ipa.L", &proof.L[j])
 		tr.AppendPoint("ipa.R", &proof.R[j])
-		us[j] = tr.Challenge("ipa.u")
+		us[j] = tr.ChallengeShort("ipa.u")
 	}
 	uInvs := fr.BatchInvert(us)
 

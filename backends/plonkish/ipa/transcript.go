@@ -81,3 +81,21 @@ func (t *Transcript) Challenge(label string) fr.Element {
 		}
 	}
 }
+
+// ChallengeShort squeezes a nonzero 128-bit challenge. The IPA folds the
+// generators by its round challenges; a 128-bit scalar halves the cost of
+// each of those n scalar multiplications (GLV then needs two 64-bit
+// halves), and the argument's soundness error stays ~2k/2^128.
+func (t *Transcript) ChallengeShort(label string) fr.Element {
+	for {
+		t.frame("challenge128:"+label, 0)
+		var out [16]byte
+		_, _ = t.h.Digest().Read(out[:])
+		t.AppendBytes("squeezed", out[:])
+		var c fr.Element
+		c.SetBytes(out[:])
+		if !c.IsZero() {
+			return c
+		}
+	}
+}
