@@ -203,3 +203,48 @@ func benchClaimSubmit(b *testing.B, workers int) {
 	b.ReportMetric(3*cycles/evals, "script_ratio")
 	b.ReportMetric(float64(mem1-mem0)/float64(b.N), "B/job")
 }
+
+// BenchmarkRedisScriptServerTime runs b.N enqueues, then b.N claims, b.N
+// BeginVerify and b.N Complete calls from one client, and reports the time
+// Redis itself spent in each script (INFO commandstats), per call: the cost
+// the single Redis thread pays, apart from network and client.
+func BenchmarkRedisScriptServerTime(b *testing.B) {
+	ctx := context.Background()
+	c := benchClient(b, 4)
+	s := newProdStore(b, c, uniquePrefix(), store.DefaultOptions())
+	setup(b, s, "w00")
+	deadline := time.Now().Add(time.Hour).UnixMilli()
+	u0 := evalshaUsec(b, c)
+	for i := range b.N {
+		if _, _, err := s.Enqueue(ctx, jobReq(i, deadline)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	u1 := evalshaUsec(b, c)
+	refs := make([]store.LeaseRef, 0, b.N)
+	for range b.N {
+		l, err := s.Claim(ctx, claimAll("w00"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		refs = append(refs, store.LeaseRef{JobID: l.Job.JobID, ProverID: "w00", Token: l.Token})
+	}
+	u2 := evalshaUsec(b, c)
+	for _, r := range refs {
+		if _, err := s.BeginVerify(ctx, r, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+	u3 := evalshaUsec(b, c)
+	for _, r := range refs {
+		if _, err := s.Complete(ctx, r, "proofs/x"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	u4 := evalshaUsec(b, c)
+	n := float64(b.N)
+	b.ReportMetric(float64(u1-u0)/n, "enqueue_us")
+	b.ReportMetric(float64(u2-u1)/n, "claim_us")
+	b.ReportMetric(float64(u3-u2)/n, "verify_us")
+	b.ReportMetric(float64(u4-u3)/n, "complete_us")
+}
