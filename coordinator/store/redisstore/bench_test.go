@@ -248,3 +248,46 @@ func BenchmarkRedisScriptServerTime(b *testing.B) {
 	b.ReportMetric(float64(u3-u2)/n, "verify_us")
 	b.ReportMetric(float64(u4-u3)/n, "complete_us")
 }
+
+// BenchmarkRedisClaimDepth shows that a claim's cost does not grow with the
+// queue: b.N claims (and releases, so the depth stays put) with depth jobs
+// pending, reporting Redis-side µs per claim+release.
+func BenchmarkRedisClaimDepth(b *testing.B) {
+	for _, depth := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			ctx := context.Background()
+			c := benchClient(b, 16)
+			s := newProdStore(b, c, uniquePrefix(), store.DefaultOptions())
+			setup(b, s, "w00")
+			deadline := time.Now().Add(time.Hour).UnixMilli()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Go(func() {
+					for i := next.Add(1) - 1; i < int64(depth); i = next.Add(1) - 1 {
+						r := jobReq(int(i), deadline)
+						r.Tier = pouw.TierMacro
+						if _, _, err := s.Enqueue(ctx, r); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			u0 := evalshaUsec(b, c)
+			b.ResetTimer()
+			for range b.N {
+				l, err := s.Claim(ctx, claimAll("w00"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Release(ctx, store.LeaseRef{JobID: l.Job.JobID, ProverID: "w00", Token: l.Token}, "bench"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(evalshaUsec(b, c)-u0)/float64(b.N), "redis_us/claim+release")
+		})
+	}
+}
