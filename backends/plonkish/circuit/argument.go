@@ -88,8 +88,9 @@ func (cs *ConstraintSystem) argumentsNumerator(e *env, ch *challenges) fr.Elemen
 		var hsum fr.Element
 		for gi, grp := range l.groups {
 			// h * prod(lambda + f_i) - sum_i w_i prod_{j!=i}(lambda + f_j)
-			dens := make([]fr.Element, len(grp))
-			ws := make([]fr.Element, len(grp))
+			// groups hold at most D-1 inputs: stack arrays, no allocation per row
+			var densA, wsA [16]fr.Element
+			dens, ws := densA[:len(grp)], wsA[:len(grp)]
 			for k, i := range grp {
 				in := &l.Inputs[i]
 				f := compress(in.Tuple, e.cell, &ch.theta)

@@ -48,9 +48,13 @@ type Lookup struct {
 	groups [][]int // inputs sharing one helper column
 }
 
+// unitWeight is the weight of an input without a selector (expressions
+// are immutable once built, so one instance serves every lookup).
+var unitWeight = Const(1)
+
 func (in *LookupInput) weight() *Expr {
 	if in.Weight == nil {
-		return Const(1)
+		return unitWeight
 	}
 	return in.Weight
 }
@@ -162,6 +166,9 @@ func (cs *ConstraintSystem) finalize() error {
 	// D-1 a power of two: the extended domain has (D-1)n points
 	for (d-1)&(d-2) != 0 {
 		d++
+	}
+	if d > 17 {
+		return fmt.Errorf("%w: constraint degree %d above 17", ErrConfig, d)
 	}
 	cs.degree = d
 	// lookup helper h_g satisfies h_g * prod(l+f_i) = sum_i w_i prod_{j!=i}(l+f_j):

@@ -216,14 +216,32 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 			// h = sum_i w_i/(lambda + f_i), on every row (the identity holds everywhere)
 			dens := make([]fr.Element, n*len(grp))
 			ws := make([]fr.Element, n*len(grp))
-			parallel(n, func(lo, hi int) {
-				for row := lo; row < hi; row++ {
-					get := getter(row)
+			blocks := (n + vecBlock - 1) / vecBlock
+			parallel(blocks, func(bLo, bHi int) {
+				pool := &vecPool{}
+				f := make([]fr.Element, vecBlock)
+				w := make([]fr.Element, vecBlock)
+				t := make([]fr.Element, vecBlock)
+				for b := bLo; b < bHi; b++ {
+					lo, hi := b*vecBlock, min((b+1)*vecBlock, n)
+					src := baseSource(a, lo, n)
+					f, w, t := f[:hi-lo], w[:hi-lo], t[:hi-lo]
 					for k, i := range grp {
 						in := &l.Inputs[i]
-						f := compress(in.Tuple, get, &ch.theta)
-						dens[row*len(grp)+k].Add(&ch.lambda, &f)
-						ws[row*len(grp)+k] = in.weight().Eval(get)
+						for r := range f {
+							f[r].SetZero()
+						}
+						for _, e := range in.Tuple {
+							e.evalVec(t, src, pool)
+							for r := range f {
+								f[r].Mul(&f[r], &ch.theta).Add(&f[r], &t[r])
+							}
+						}
+						in.weight().evalVec(w, src, pool)
+						for r := range f {
+							dens[(lo+r)*len(grp)+k].Add(&ch.lambda, &f[r])
+							ws[(lo+r)*len(grp)+k] = w[r]
+						}
 					}
 				}
 			})
@@ -542,4 +560,27 @@ func (pk *ProvingKey) sparseExt(v []fr.Element) []fr.Element {
 		}
 	}
 	return out
+}
+
+// baseSource reads cells of rows lo.. on the base domain (rotations wrap).
+func baseSource(a *Assignment, lo, n int) func(Query, []fr.Element) {
+	return func(q Query, out []fr.Element) {
+		start := ((lo+q.Rot)%n + n) % n
+		var col []fr.Element
+		switch q.Col.Kind {
+		case Fixed:
+			col = a.Fixed[q.Col.Index]
+		case Advice:
+			col = a.Advice[q.Col.Index]
+		default:
+			col = a.Instance[q.Col.Index]
+		}
+		if start+len(out) <= n {
+			copy(out, col[start:start+len(out)])
+			return
+		}
+		for i := range out {
+			out[i] = col[(start+i)%n]
+		}
+	}
 }
