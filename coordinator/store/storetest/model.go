@@ -67,6 +67,10 @@ type model struct {
 	stale   []store.LeaseRef
 	lastEv  uint64
 	lastSeq uint64
+	// dirty are the jobs whose history the last action changed; check reads
+	// their history every step and everyone's every fifth step.
+	dirty map[string]bool
+	steps int
 }
 
 func (m *model) now() int64 { return pouw.Millis(m.nowF()) }
@@ -77,19 +81,33 @@ func testModelRandomOperations(t *testing.T, nh Factory) {
 	opts.MaxEvents = 1 << 30
 	rapid.Check(t, func(rt *rapid.T) {
 		h := nh(t, opts)
-		m := &model{s: h.Store, ctx: context.Background(), advF: h.Advance, nowF: h.Now, jobs: map[string]*mJob{}}
+		m := &model{s: h.Store, ctx: context.Background(), advF: h.Advance, nowF: h.Now, jobs: map[string]*mJob{}, dirty: map[string]bool{}}
 		for _, p := range modelProvers {
 			if err := m.s.RegisterProver(m.ctx, store.Prover{ID: p, TokenHash: tokenHash(p)}); err != nil {
 				rt.Fatal(err)
 			}
+		}
+		// Start with enough for a handful of jobs; deposits add more, so
+		// both funded and refused enqueues happen.
+		if _, err := m.s.Deposit(m.ctx, 200, "model"); err != nil {
+			rt.Fatal(err)
+		}
+		m.pool = pouw.PoolStatus{Deposited: 200, Available: 200}
+		for range rapid.IntRange(0, 6).Draw(rt, "initial_jobs") {
+			m.enqueue(rt)
 		}
 		rt.Repeat(map[string]func(*rapid.T){
 			"":          m.check,
 			"deposit":   m.deposit,
 			"enqueue":   m.enqueue,
 			"reenqueue": m.reenqueue,
+			"enqueue2":  m.enqueue,
 			"claim":     m.claim,
+			"claim2":    m.claim,
+			"claim3":    m.claim,
 			"leaseOp":   m.leaseOp,
+			"leaseOp2":  m.leaseOp,
+			"leaseOp3":  m.leaseOp,
 			"staleOp":   m.staleOp,
 			"advance":   m.advance,
 			"reap":      m.reap,
@@ -137,7 +155,7 @@ func (m *model) enqueue(rt *rapid.T) {
 		TraceBytes:   rapid.SampledFrom([]int64{100, 5000}).Draw(rt, "trace_bytes"),
 		Backend:      rapid.SampledFrom(modelBackends).Draw(rt, "backend"),
 		RewardBudget: rapid.Uint64Range(0, 60).Draw(rt, "reward"),
-		DeadlineMs:   m.now() + rapid.Int64Range(5, 300).Draw(rt, "deadline_s")*1000,
+		DeadlineMs:   m.now() + rapid.Int64Range(5, 600).Draw(rt, "deadline_s")*1000,
 		MaxRetries:   uint32(rapid.IntRange(1, 3).Draw(rt, "max_retries")),
 	}
 	req.FeeBudget = req.RewardBudget + 10
@@ -202,9 +220,9 @@ func (m *model) claim(rt *rapid.T) {
 	req := store.ClaimRequest{
 		ProverID:      rapid.SampledFrom(modelProvers).Draw(rt, "prover"),
 		Tiers:         rapid.SliceOfNDistinct(rapid.SampledFrom(pouw.Tiers[:]), 1, 3, rapid.ID[pouw.JobTier]).Draw(rt, "tiers"),
-		Backends:      rapid.SliceOfNDistinct(rapid.SampledFrom(modelBackends), 1, 2, rapid.ID[string]).Draw(rt, "backends"),
-		MaxTraceBytes: rapid.SampledFrom([]int64{0, 1000}).Draw(rt, "max_trace"),
-		MinReward:     rapid.SampledFrom([]uint64{0, 0, 20, 40}).Draw(rt, "min_reward"),
+		Backends:      rapid.SampledFrom([][]string{modelBackends, modelBackends, {"stark"}, {"plonkish"}, {"plonkish", "stark"}}).Draw(rt, "backends"),
+		MaxTraceBytes: rapid.SampledFrom([]int64{0, 0, 1000}).Draw(rt, "max_trace"),
+		MinReward:     rapid.SampledFrom([]uint64{0, 0, 0, 20, 40}).Draw(rt, "min_reward"),
 	}
 	now := m.now()
 	var best *mJob
@@ -228,6 +246,7 @@ func (m *model) claim(rt *rapid.T) {
 	if l.Job.JobID != best.id {
 		rt.Fatalf("claim %+v got %s, want %s", req, l.Job.JobID, best.id)
 	}
+	m.dirty[best.id] = true
 	best.state = pouw.StateLeased
 	best.token = l.Token
 	best.prover = req.ProverID
@@ -291,6 +310,7 @@ func (m *model) leaseOp(rt *rapid.T) {
 	if want != nil {
 		return
 	}
+	m.dirty[j.id] = true
 	switch op {
 	case "renew":
 		j.leaseExp = now + modelLease[j.tier].Milliseconds()
@@ -318,6 +338,7 @@ func (m *model) leaseOp(rt *rapid.T) {
 
 // endLease puts a lease's job back, or to the dead letter.
 func (m *model) endLease(j *mJob, failure bool) {
+	m.dirty[j.id] = true
 	m.stale = append(m.stale, store.LeaseRef{JobID: j.id, ProverID: j.prover, Token: j.token})
 	j.token, j.prover = "", ""
 	j.state = pouw.StatePending
@@ -356,7 +377,7 @@ func (m *model) staleOp(rt *rapid.T) {
 }
 
 func (m *model) advance(rt *rapid.T) {
-	m.advF(time.Duration(rapid.Int64Range(0, 40_000).Draw(rt, "advance_ms")) * time.Millisecond)
+	m.advF(time.Duration(rapid.Int64Range(0, 25_000).Draw(rt, "advance_ms")) * time.Millisecond)
 }
 
 func (m *model) reap(rt *rapid.T) {
@@ -384,7 +405,7 @@ func (m *model) requeue(rt *rapid.T) {
 	}
 	dead := m.ids(pouw.StateDead)
 	pick := m.order
-	if len(dead) > 0 && rapid.Bool().Draw(rt, "dead") {
+	if len(dead) > 0 && rapid.IntRange(0, 4).Draw(rt, "dead") > 0 {
 		pick = dead
 	}
 	j := m.jobs[rapid.SampledFrom(pick).Draw(rt, "job")]
@@ -422,6 +443,7 @@ func (m *model) requeue(rt *rapid.T) {
 
 // check compares the store with the model.
 func (m *model) check(rt *rapid.T) {
+	defer func() { m.steps++; clear(m.dirty) }()
 	now := m.now()
 	// A claim may move pending jobs past their deadline to the dead letter
 	// on its way; adopt that, and only that, before comparing.
@@ -458,6 +480,9 @@ func (m *model) check(rt *rapid.T) {
 		}
 		if j.state == pouw.StateDead && got.DeadReason == "" {
 			rt.Fatalf("dead job %s has no reason", id)
+		}
+		if !m.dirty[id] && m.steps%5 != 0 {
+			continue
 		}
 		h, err := m.s.History(m.ctx, id)
 		if err != nil {
