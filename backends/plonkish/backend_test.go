@@ -244,3 +244,15 @@ func TestMockProverNamesTheFailingGate(t *testing.T) {
 		t.Fatalf("op_mul at row 3 not reported: %v", fails)
 	}
 }
+
+func TestEstimateGrowsWithTheCircuit(t *testing.T) {
+	small := windows(t, execute(t, fibSrc, 30), 16)[0]
+	big := execute(t, fibSrc, 2000)
+	rs, rb := be.Estimate(&small.Header), be.Estimate(&big.Header)
+	if rs.Cores < 1 || rs.MemoryBytes <= 0 || rs.Duration <= 0 || rs.GPUMemoryBytes != 0 {
+		t.Fatalf("implausible estimate %+v", rs)
+	}
+	if rb.MemoryBytes <= rs.MemoryBytes || rb.Duration <= rs.Duration {
+		t.Fatalf("a 2^14-row trace is estimated no costlier than a micro window: %+v vs %+v", rb, rs)
+	}
+}
