@@ -188,6 +188,10 @@ func (t *txn) kill(old *record, reason string) error {
 		return err
 	}
 	for _, dep := range t.waiters(r.JobID) {
+		// A requeue of a dependent writes its entries again.
+		if err := t.b(bktWaiters).Delete(cat([]byte(r.JobID), []byte(dep))); err != nil {
+			return err
+		}
 		dr, err := t.loadJob(dep)
 		if err != nil {
 			return err
