@@ -36,6 +36,9 @@
 //     kept minus one is ErrEventsTruncated.
 //   - ReapExpired also makes completed jobs past Retention unreadable
 //     (ErrNotFound) and forgets dedup entries past DedupWindow.
+//
+// It imports store, pouw and test libraries only; it must not import an
+// implementation (boltstore, redisstore): they import it.
 package storetest
 
 import (
