@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,10 @@ type Options struct {
 	DrainGrace time.Duration
 	// MinRenew bounds how often a lease is renewed (default 1 s).
 	MinRenew time.Duration
+	// Workers, when set, proves in per-slot worker processes the backends
+	// named in Isolate (every backend when Isolate is empty).
+	Workers *WorkerPool
+	Isolate []string
 }
 
 // Agent runs the claim → download → prove → submit loop over a Pool.
@@ -94,6 +99,7 @@ type Agent struct {
 
 	freed chan struct{} // a slot was released
 	wg    sync.WaitGroup
+	slots map[string]scheduler.Slot
 }
 
 // New checks opts and registers the farm metrics.
@@ -126,7 +132,11 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{o: opts, log: opts.Logger, m: m, freed: make(chan struct{}, 1)}, nil
+	slots := map[string]scheduler.Slot{}
+	for _, s := range opts.Pool.Snapshot().Slots() {
+		slots[s.ID] = s
+	}
+	return &Agent{o: opts, log: opts.Logger, m: m, freed: make(chan struct{}, 1), slots: slots}, nil
 }
 
 // Run claims and proves until ctx is cancelled, then drains: it stops
@@ -258,6 +268,14 @@ func (a *Agent) prove(work context.Context, lease pouw.ClaimResponse, pl schedul
 
 var errLeaseLost = errors.New("lease lost")
 
+// isolated reports whether backend proves in a worker process.
+func (a *Agent) isolated(backend string) bool {
+	if a.o.Workers == nil {
+		return false
+	}
+	return len(a.o.Isolate) == 0 || slices.Contains(a.o.Isolate, backend)
+}
+
 // proveAndSubmit returns the outcome, or "" when jobCtx ended first.
 func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse, pl scheduler.Placement, log *slog.Logger) (outcome, reason string, proving time.Duration) {
 	j := lease.Job
@@ -275,17 +293,34 @@ func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse,
 		}
 		return OutcomeFailed, "trace download: " + err.Error(), 0
 	}
-	t, err := trace.Decode(bytes.NewReader(blob), int64(len(blob)))
-	if err != nil {
-		return OutcomeFailed, "trace does not decode: " + err.Error(), 0
-	}
-	blob = nil
-	if t.Header.Tier != j.Tier {
-		return OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", t.Header.Tier, j.Tier), 0
-	}
-	st := backends.Statement{Header: &t.Header, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.o.ProverID}
+	var proof []byte
 	start := time.Now()
-	proof, err := b.Prove(jobCtx, t, st)
+	if a.isolated(j.Backend) {
+		// The worker decodes the rows; the header is enough here.
+		h, _, herr := trace.DecodeHeader(bytes.NewReader(blob), int64(len(blob)))
+		if herr != nil {
+			return OutcomeFailed, "trace does not decode: " + herr.Error(), 0
+		}
+		if h.Tier != j.Tier {
+			return OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", h.Tier, j.Tier), 0
+		}
+		st := backends.Statement{Header: h, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.o.ProverID}
+		start = time.Now()
+		proof, err = a.o.Workers.Prove(jobCtx, a.slots[pl.Slot], j.Backend, blob, st)
+	} else {
+		var t *trace.Trace
+		t, err = trace.Decode(bytes.NewReader(blob), int64(len(blob)))
+		if err != nil {
+			return OutcomeFailed, "trace does not decode: " + err.Error(), 0
+		}
+		blob = nil
+		if t.Header.Tier != j.Tier {
+			return OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", t.Header.Tier, j.Tier), 0
+		}
+		st := backends.Statement{Header: &t.Header, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.o.ProverID}
+		start = time.Now()
+		proof, err = b.Prove(jobCtx, t, st)
+	}
 	proving = time.Since(start)
 	if jobCtx.Err() != nil {
 		return "", "", proving
