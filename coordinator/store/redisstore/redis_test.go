@@ -31,7 +31,7 @@ func hashN(label string, n int) pouw.Hash {
 func jobReq(n int, deadlineMs int64) store.EnqueueRequest {
 	return store.EnqueueRequest{
 		Tier: pouw.Tiers[n%3], IntentID: hashN("intent", n), TraceHash: hashN("trace", n),
-		TraceRef: "traces/x", TraceBytes: 100, Backend: "stark",
+		TraceRef: "traces/" + hashN("trace", n).String(), TraceBytes: 100, Backend: "stark",
 		FeeBudget: 10, RewardBudget: 7, DeadlineMs: deadlineMs, MaxRetries: 3,
 	}
 }

@@ -82,6 +82,15 @@ local function jev(typ, now, id, tier, state, att, prover, amount, reason)
   return emit(typ, now, f)
 end
 
+-- pm_of builds a job's member in its pend zset from its fields. It is not
+-- stored: a value over 64 bytes would turn the job's hash from a compact
+-- listpack into a hashtable, about 1 KB more per job.
+local function pm_of(jk)
+  local f = redis.call('HMGET', jk, 'dl', 'reward', 'seq', 'tb', 'id')
+  return string.format('%016x%014x%016x%016x', tonumber(f[1]), MAXAMT - tonumber(f[2]), tonumber(f[3]),
+    tonumber(f[4])) .. f[5]
+end
+
 local function pend_add(id, tier, backend, pm, seq)
   redis.call('ZADD', K .. 'pend:' .. tier .. ':' .. backend, 0, pm)
   redis.call('ZADD', K .. 'pseq:' .. tier, seq, id)
@@ -125,11 +134,11 @@ local function kill(id0, reason0, now)
     local top = table.remove(stack)
     local id, reason = top[1], top[2]
     local jk = jkey(id)
-    local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'pm', 'reward', 'att', 'rd')
+    local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'rd', 'reward', 'att')
     local st = f[1]
     if st == 'pending' or st == 'waiting' or st == 'leased' then
       local tier = f[2]
-      if st == 'pending' then pend_rem(id, tier, f[3], f[4])
+      if st == 'pending' then pend_rem(id, tier, f[3], pm_of(jk))
       elseif st == 'waiting' then redis.call('ZREM', K .. 'wait:' .. tier, id)
       else redis.call('ZREM', K .. 'leases:' .. tier, id) end
       local r = tonumber(f[5])
@@ -138,7 +147,7 @@ local function kill(id0, reason0, now)
       redis.call('HDEL', jk, 'prover', 'lh', 'lclaim')
       local ev = jev('job.dead', now, id, tier, 'dead', f[6], '', r, reason)
       redis.call('ZADD', K .. 'dead:' .. tier, ev, id)
-      if f[7] then
+      if f[4] then
         local rd = K .. 'rdeps:' .. id
         local deps = redis.call('SMEMBERS', rd)
         for i = 1, #deps do stack[#stack + 1] = {deps[i], 'dependency ' .. id .. ' is dead'} end
@@ -156,14 +165,14 @@ local function ready(id, now)
   for i = 1, #deps do
     local d = deps[i]
     local dk = jkey(d)
-    local f = redis.call('HMGET', dk, 'state', 'tier', 'backend', 'pm', 'seq', 'att')
+    local f = redis.call('HMGET', dk, 'state', 'tier', 'backend', 'seq', 'seq', 'att')
     if f[1] == 'waiting' then
       local n = redis.call('HINCRBY', dk, 'waitn', -1)
       if n <= 0 then
         redis.call('ZREM', K .. 'wait:' .. f[2], d)
         redis.call('HSET', dk, 'state', 'pending')
         redis.call('HDEL', dk, 'waitn')
-        pend_add(d, f[2], f[3], f[4], f[5])
+        pend_add(d, f[2], f[3], pm_of(dk), f[5])
         jev('job.ready', now, d, f[2], 'pending', f[6])
       end
     end
@@ -177,7 +186,7 @@ end
 -- dead letter when it has no retries left or its deadline has come.
 local function end_lease(id, outcome, reason, now)
   local jk = jkey(id)
-  local f = redis.call('HMGET', jk, 'tier', 'backend', 'pm', 'seq', 'maxr', 'dl', 'prover', 'att',
+  local f = redis.call('HMGET', jk, 'tier', 'backend', 'seq', 'seq', 'maxr', 'dl', 'prover', 'att',
     'ln', 'lh', 'lclaim')
   local failure = outcome ~= 'released'
   local att = tonumber(f[8])
@@ -206,7 +215,7 @@ local function end_lease(id, outcome, reason, now)
   else
     redis.call('HSET', jk, 'state', 'pending', 'lexp', '0')
     redis.call('HDEL', jk, 'prover', 'lh', 'lclaim')
-    pend_add(id, f[1], f[2], f[3], f[4])
+    pend_add(id, f[1], f[2], pm_of(jk), f[4])
   end
 end
 
@@ -301,7 +310,7 @@ local state = 'pending'
 if #waitfor > 0 then state = 'waiting' end
 redis.call('HSET', jk, 'id', id, 'tier', tier, 'intent', intent, 'trace', trace, 'tref', tref, 'tb', tb,
   'backend', backend, 'fee', fee, 'reward', reward, 'cat', istr(now), 'seq', seq, 'lexp', '0', 'dl', dl,
-  'maxr', maxr, 'att', '0', 'ln', '0', 'state', state, 'pm', pm)
+  'maxr', maxr, 'att', '0', 'ln', '0', 'state', state)
 if #deps > 0 then redis.call('HSET', jk, 'deps', table.concat(deps, ',')) end
 if #waitfor > 0 then
   redis.call('HSET', jk, 'waitn', istr(#waitfor))
@@ -510,7 +519,7 @@ const luaRequeue = `
 local now = now_ms()
 local id = ARGV[8]
 local jk = jkey(id)
-local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'pm', 'seq', 'reward', 'dl', 'deps')
+local f = redis.call('HMGET', jk, 'state', 'tier', 'backend', 'seq', 'seq', 'reward', 'dl', 'deps')
 if not f[1] then return redis.error_reply('POUW_NOTFOUND job ' .. id .. ' not found') end
 if f[1] ~= 'dead' then
   return redis.error_reply('POUW_CONFLICT job ' .. id .. ' is ' .. f[1] .. '; only dead jobs can be requeued')
@@ -549,7 +558,7 @@ if #waitfor > 0 then
   end
   redis.call('ZADD', K .. 'wait:' .. f[2], f[7], id)
 else
-  pend_add(id, f[2], f[3], f[4], f[5])
+  pend_add(id, f[2], f[3], pm_of(jk), f[5])
 end
 jev('job.requeued', now, id, f[2], state, 0, '', r, '')
 return redis.call('HGETALL', jk)
