@@ -147,17 +147,17 @@ func (a *AIR) Assertions() []air.Assertion { return a.asserts }
 func (a *AIR) Eval(g int, cur, next []field.Base, out []field.Base) {
 	switch a.kinds[g] {
 	case kindRow:
-		rowConstraints(baseConsts, cur, out)
+		rowConstraintsBase(baseConsts, cur, out)
 	case kindTransition:
-		transitionConstraints(baseConsts, cur, &next[trace.ColPC], &next[trace.ColProg], next[trace.ColR0:trace.ColR0+trace.NumRegs], out)
+		transitionConstraintsBase(baseConsts, cur, &next[trace.ColPC], &next[trace.ColProg], next[trace.ColR0:trace.ColR0+trace.NumRegs], out)
 	case kindExit:
-		transitionConstraints(baseConsts, cur, &a.exitB[0], &a.exitB[1], a.exitB[2:], out)
+		transitionConstraintsBase(baseConsts, cur, &a.exitB[0], &a.exitB[1], a.exitB[2:], out)
 	}
 }
 
 // tupleBase is c = prog + β·pc + β²·word + β³·imm for a base-field row.
 func tupleBase(r []field.Base, bp *[4]field.Ext) field.Ext {
-	w := word(baseConsts, r)
+	w := wordBase(baseConsts, r)
 	c := field.Lift(r[trace.ColProg])
 	field.AddMulBase(&c, &bp[1], &r[trace.ColPC])
 	field.AddMulBase(&c, &bp[2], &w)
