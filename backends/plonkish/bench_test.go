@@ -45,6 +45,24 @@ func benchKs() []int {
 
 func BenchmarkProve(b *testing.B) {
 	ctx := context.Background()
+	// the default Micro job: a window of 16 steps (k = 9)
+	w16 := windows(b, execute(b, fibSrc, 50), 16)[3]
+	st16 := statement(b, w16, "job", "prover")
+	if _, err := be.Prove(ctx, w16, st16); err != nil { // keys outside the timing
+		b.Fatal(err)
+	}
+	b.Run("plonkish/micro/steps=16", func(b *testing.B) {
+		c0 := cpuTime()
+		var proof []byte
+		var err error
+		for b.Loop() {
+			if proof, err = be.Prove(ctx, w16, st16); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportCPU(b, c0)
+		b.ReportMetric(float64(len(proof)), "proof_bytes")
+	})
 	for _, k := range benchKs() {
 		w := microWindow(b, k)
 		st := statement(b, w, "", "")
@@ -86,6 +104,22 @@ func BenchmarkProve(b *testing.B) {
 
 func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
+	w16 := windows(b, execute(b, fibSrc, 50), 16)[3]
+	st16 := statement(b, w16, "job", "prover")
+	p16, err := be.Prove(ctx, w16, st16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("plonkish/micro/steps=16", func(b *testing.B) {
+		c0 := cpuTime()
+		for b.Loop() {
+			if err := be.Verify(ctx, st16, p16); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportCPU(b, c0)
+		b.ReportMetric(float64(len(p16)), "proof_bytes")
+	})
 	for _, k := range benchKs() {
 		w := microWindow(b, k)
 		st := statement(b, w, "", "")

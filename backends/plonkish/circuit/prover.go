@@ -2,6 +2,7 @@ package circuit
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/consensys/gnark-crypto/ecc/bn254"
@@ -85,14 +86,24 @@ func absorbPoints(tr *ipa.Transcript, label string, ps []bn254.G1Affine) {
 	}
 }
 
+// absorbInstance binds the proof to the key and the public columns: each
+// column as one message listing its nonzero cells (row as u32 big-endian,
+// value as 32 bytes), so sparse columns cost what they hold.
 func (vk *VerifyingKey) absorbInstance(tr *ipa.Transcript, instance [][]fr.Element) {
 	tr.AppendBytes("vk", vk.Digest[:])
+	var buf []byte
 	for c, col := range instance {
-		tr.AppendUint64("instance.column", uint64(c))
-		tr.AppendUint64("instance.len", uint64(len(col)))
+		buf = buf[:0]
 		for i := range col {
-			tr.AppendScalar("instance", &col[i])
+			if col[i].IsZero() {
+				continue
+			}
+			buf = binary.BigEndian.AppendUint32(buf, uint32(i))
+			b := col[i].Bytes()
+			buf = append(buf, b[:]...)
 		}
+		tr.AppendUint64("instance.column", uint64(c))
+		tr.AppendBytes("instance.cells", buf)
 	}
 }
 
