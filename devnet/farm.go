@@ -49,6 +49,10 @@ type FarmOptions struct {
 	MinReward  uint64
 	// IdleMin/IdleMax bound the backoff when there is nothing to do.
 	IdleMin, IdleMax time.Duration
+	// Workers, when set, proves the backends in Isolate (all when empty)
+	// in per-slot worker processes.
+	Workers *agent.WorkerPool
+	Isolate []string
 }
 
 // RunFarm builds the slots, starts the GPU health loop and the metrics
@@ -91,7 +95,7 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	a, err := agent.New(agent.Options{
 		Coordinator: cl, ProverID: o.ProverID, Pool: scheduler.NewPool(alloc), Backends: o.Backends,
 		GPUs: o.GPUs, Logger: o.Logger, Registerer: reg, DrainGrace: o.DrainGrace, MinReward: o.MinReward,
-		IdleMin: o.IdleMin, IdleMax: o.IdleMax,
+		IdleMin: o.IdleMin, IdleMax: o.IdleMax, Workers: o.Workers, Isolate: o.Isolate,
 	})
 	if err != nil {
 		return err
@@ -110,6 +114,9 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 		go func() { _ = hs.Serve(ln) }()
 		defer hs.Close()
 		o.Logger.Info("farm metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	if o.Workers != nil {
+		defer o.Workers.Close()
 	}
 	o.Logger.Info("farm started", "coordinator", o.Coordinator, "prover", o.ProverID, "slots", len(slots), "backends", o.Backends.Names())
 	return a.Run(ctx)
