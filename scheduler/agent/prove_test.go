@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/backends/plonkish"
 	"github.com/pouwfarm/pouwfarm/backends/stark"
@@ -91,6 +93,13 @@ func testJobsAcrossTiers(t *testing.T, kind string) {
 		t.Errorf("provers = %+v, %v", provers, err)
 	}
 	f.stop(t)
+	problems, err := testutil.GatherAndLint(f.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("farm metric %s: %s", p.Metric, p.Text)
+	}
 	for _, tier := range pouw.Tiers {
 		if got := counterValue(t, f.reg, "pouw_farm_jobs_total", map[string]string{"tier": tier.String(), "outcome": "completed", "device": "cpu"}); got != 1 {
 			t.Errorf("pouw_farm_jobs_total{tier=%s,outcome=completed} = %v, want 1", tier, got)
