@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -105,6 +106,9 @@ func newProdStore(t testing.TB, c *redis.Client, prefix string, opts store.Optio
 
 func newStoreWith(t testing.TB, c *redis.Client, opts redisstore.Options) *redisstore.Store {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	s, err := redisstore.New(context.Background(), c, opts)
 	if err != nil {
 		t.Fatalf("redisstore.New: %v", err)
