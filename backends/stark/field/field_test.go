@@ -131,7 +131,7 @@ func TestExtendEvaluatesOnTheCoset(t *testing.T) {
 }
 
 func TestExtendMatchesOneBigFFT(t *testing.T) {
-	for _, tc := range []struct{ n, b int }{{2, 4}, {8, 8}, {256, 16}, {1024, 8}} {
+	for _, tc := range []struct{ n, b int }{{2, 4}, {8, 8}, {256, 16}, {1024, 8}, {1 << 14, 4}} {
 		d, err := field.NewDomains(tc.n, tc.b)
 		if err != nil {
 			t.Fatal(err)

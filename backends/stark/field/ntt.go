@@ -73,16 +73,34 @@ func newNTTPlan(n int) *nttPlan {
 	return p
 }
 
+// nttBlock is the size of the sub-transforms done while they fit in the L1
+// cache (4096 elements = 32 KiB): the first log2(nttBlock) stages run block
+// by block, the rest over the whole array.
+const nttBlock = 1 << 12
+
 // dit transforms x in place: input in bit-reversed order, output the
 // evaluations at ω_n^i in natural order (as gnark's FFT with DIT).
 func (p *nttPlan) dit(x []Base) {
 	n := p.n
-	// h = 1: twiddle 1.
-	for s := 0; s < n; s += 2 {
-		a, b := x[s][0], x[s+1][0]
-		x[s][0], x[s+1][0] = addRaw(a, b), subRaw(a, b)
+	blk := min(n, nttBlock)
+	for s := 0; s < n; s += blk {
+		p.stages(x[s:s+blk], 1, blk)
 	}
-	for h := 2; h < n; h <<= 1 {
+	p.stages(x, blk, n)
+}
+
+// stages runs the butterfly stages with half-sizes h0, 2·h0, ... < hEnd
+// over x (whose length is a multiple of 2·h for each of them).
+func (p *nttPlan) stages(x []Base, h0, hEnd int) {
+	n := len(x)
+	for h := h0; h < hEnd; h <<= 1 {
+		if h == 1 { // twiddle 1
+			for s := 0; s < n; s += 2 {
+				a, b := x[s][0], x[s+1][0]
+				x[s][0], x[s+1][0] = addRaw(a, b), subRaw(a, b)
+			}
+			continue
+		}
 		tw := p.tw[h : 2*h]
 		for s := 0; s < n; s += 2 * h {
 			lo := x[s : s+h : s+h]
