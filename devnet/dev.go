@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/pouwfarm/pouwfarm/backends"
@@ -17,6 +18,7 @@ import (
 	"github.com/pouwfarm/pouwfarm/gpu"
 	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/scheduler"
+	"github.com/pouwfarm/pouwfarm/scheduler/agent"
 	"github.com/pouwfarm/pouwfarm/trace"
 	"github.com/pouwfarm/pouwfarm/trace/workload"
 )
@@ -47,8 +49,61 @@ type DevOptions struct {
 	Progress time.Duration
 	// Backends proves and verifies (default Backends()).
 	Backends *backends.Registry
+	// OnProgress, when set, receives the progress every Progress period
+	// instead of the progress log line (a live terminal display).
+	OnProgress func(Progress)
 	// OnReady is told the coordinator's URL and admin token once it serves.
 	OnReady func(url, adminToken, tokenFile string)
+}
+
+// Progress is the state of a pouw dev run, for a live display.
+type Progress struct {
+	Elapsed time.Duration
+	Tiers   []TierProgress
+	// Proved counts the proofs this process's farm finished and had accepted.
+	Proved          int
+	ProofsPerSecond float64
+}
+
+// TierProgress is one tier's jobs per state and its proof times so far.
+type TierProgress struct {
+	Tier     pouw.JobTier
+	Counts   map[pouw.State]uint64
+	P50, P95 time.Duration // proving time of this farm's completed jobs
+}
+
+// proofTimes collects proving times per tier from the farm's OnDone.
+type proofTimes struct {
+	mu sync.Mutex
+	d  map[pouw.JobTier][]time.Duration
+	n  int
+}
+
+func (p *proofTimes) add(r agent.JobResult) {
+	if r.Outcome != agent.OutcomeCompleted {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.d == nil {
+		p.d = map[pouw.JobTier][]time.Duration{}
+	}
+	p.d[r.Tier] = append(p.d[r.Tier], r.Proving)
+	p.n++
+}
+
+func (p *proofTimes) progress(st pouw.SystemStatus, elapsed time.Duration) Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := Progress{Elapsed: elapsed, Proved: p.n}
+	if elapsed > 0 {
+		out.ProofsPerSecond = float64(p.n) / elapsed.Seconds()
+	}
+	for _, ts := range st.Tiers {
+		out.Tiers = append(out.Tiers, TierProgress{Tier: ts.Tier, Counts: ts.Counts,
+			P50: percentile(p.d[ts.Tier], 0.5), P95: percentile(p.d[ts.Tier], 0.95)})
+	}
+	return out
 }
 
 // TierSummary is one tier's line of the summary.
@@ -161,13 +216,14 @@ func Dev(ctx context.Context, o DevOptions) (Summary, error) {
 		return Summary{}, fmt.Errorf("devnet: register the local farm: %w", err)
 	}
 
+	times := &proofTimes{}
 	farmCtx, stopFarm := context.WithCancel(context.WithoutCancel(ctx))
 	farmDone := make(chan error, 1)
 	go func() {
 		farmDone <- RunFarm(farmCtx, FarmOptions{
 			Coordinator: coord.URL, Token: pr.Token, ProverID: proverID, Host: o.Host, GPUs: o.GPUs,
 			Backends: reg, Logger: o.Logger.With("component", "farm"), DrainGrace: 10 * time.Second,
-			IdleMin: 20 * time.Millisecond, IdleMax: 500 * time.Millisecond,
+			IdleMin: 20 * time.Millisecond, IdleMax: 500 * time.Millisecond, OnDone: times.add,
 		})
 	}()
 	stop := func() error {
@@ -217,7 +273,11 @@ func Dev(ctx context.Context, o DevOptions) (Summary, error) {
 				o.Logger.Warn("status", "err", err)
 				continue
 			}
-			logProgress(o.Logger, st, time.Since(start))
+			if o.OnProgress != nil {
+				o.OnProgress(times.progress(st, time.Since(start)))
+			} else {
+				logProgress(o.Logger, st, time.Since(start))
+			}
 		case <-settle.C:
 			if o.ExitWhenDone && o.Jobs > 0 && len(ids) == o.Jobs && settledAll(ctx, admin, ids) {
 				if err := stop(); err != nil {

@@ -53,6 +53,8 @@ type FarmOptions struct {
 	// in per-slot worker processes.
 	Workers *agent.WorkerPool
 	Isolate []string
+	// OnDone is told of every finished job (agent.Options.OnDone).
+	OnDone func(agent.JobResult)
 }
 
 // RunFarm builds the slots, starts the GPU health loop and the metrics
@@ -95,7 +97,7 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	a, err := agent.New(agent.Options{
 		Coordinator: cl, ProverID: o.ProverID, Pool: scheduler.NewPool(alloc), Backends: o.Backends,
 		GPUs: o.GPUs, Logger: o.Logger, Registerer: reg, DrainGrace: o.DrainGrace, MinReward: o.MinReward,
-		IdleMin: o.IdleMin, IdleMax: o.IdleMax, Workers: o.Workers, Isolate: o.Isolate,
+		IdleMin: o.IdleMin, IdleMax: o.IdleMax, Workers: o.Workers, Isolate: o.Isolate, OnDone: o.OnDone,
 	})
 	if err != nil {
 		return err

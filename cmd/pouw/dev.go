@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,7 +24,7 @@ func newDevCmd() *cobra.Command {
 	var host farmHostFlags
 	var dataDir, addr, tiers, workloads, tierTable string
 	var jobs, batch int
-	var exitWhenDone, asJSON bool
+	var exitWhenDone, asJSON, plain bool
 	var steps, window uint64
 	var interval time.Duration
 	cmd := &cobra.Command{
@@ -35,7 +36,9 @@ farm proving on this host's slots with the real backends, and a generator of
 synthetic intents across all tiers (the trace/workload programs: a Micro
 window, a Macro intent, a Full batch, in turn).
 
-Progress is logged every two seconds (jobs per state and tier). With --jobs N
+On a terminal a live display shows jobs per state and tier, proofs/s and
+the p50/p95 proving time per tier; otherwise (or with --plain) progress is
+logged every two seconds. With --jobs N
 --exit-when-done it generates N jobs, waits until each is completed or dead,
 prints a summary (jobs per tier, proofs/s, p50/p95 time from claim to
 verified proof per tier, the fee pool) and exits 0 only if every job
@@ -75,7 +78,18 @@ written to <data-dir>/admin.token.`,
 			if err != nil {
 				return err
 			}
-			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			var onProgress func(devnet.Progress)
+			var every time.Duration
+			level := slog.LevelInfo
+			if !plain && isTerminal(cmd.ErrOrStderr()) {
+				// A live display on the terminal; only warnings are logged
+				// beside it.
+				d := &liveDisplay{w: cmd.ErrOrStderr()}
+				onProgress = d.render
+				every = 500 * time.Millisecond
+				level = slog.LevelWarn
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			src := openGPUs(logger, host.gpus)
 			if c, ok := src.(interface{ Close() error }); ok {
 				defer c.Close()
@@ -83,7 +97,7 @@ written to <data-dir>/admin.token.`,
 			sum, err := devnet.Dev(cmd.Context(), devnet.DevOptions{
 				DataDir: dataDir, Addr: addr, Jobs: jobs, ExitWhenDone: exitWhenDone, Interval: interval,
 				Tiers: ts, Workloads: wl, Steps: steps, BatchSize: batch, Window: window, Tiers2B: table,
-				Host: host.options(sel), GPUs: src, Logger: logger, Backends: reg,
+				Host: host.options(sel), GPUs: src, Logger: logger, Backends: reg, OnProgress: onProgress, Progress: every,
 				OnReady: func(url, token, file string) {
 					where := ""
 					if file != "" {
@@ -126,6 +140,7 @@ written to <data-dir>/admin.token.`,
 	f.Uint64Var(&window, "window", 16, "steps of a Micro window (a power of two) [POUW_WINDOW]")
 	f.StringVar(&tierTable, "tier-backends", "", "tier -> backend table, e.g. micro=plonkish,macro=stark,full=stark (default stark for all) [POUW_TIER_BACKENDS]")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	f.BoolVar(&plain, "plain", false, "log progress lines even on a terminal (no live display)")
 	return cmd
 }
 
@@ -144,4 +159,43 @@ func printSummary(out io.Writer, s devnet.Summary) {
 		fmt.Fprintf(out, "prover %s: %d completed, %d failed, %d earned, avg %d ms\n",
 			p.ProverID, p.JobsCompleted, p.JobsFailed, p.TotalFeeEarned, p.AvgCompletionTimeMs)
 	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// liveDisplay redraws a small table in place with ANSI cursor movement.
+type liveDisplay struct {
+	w     io.Writer
+	lines int
+}
+
+func (d *liveDisplay) render(p devnet.Progress) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pouw dev  %s  proofs %d (%.2f/s)\n", p.Elapsed.Round(time.Second), p.Proved, p.ProofsPerSecond)
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIER\tPENDING\tLEASED\tCOMPLETED\tDEAD\tPROVE P50\tPROVE P95")
+	for _, t := range p.Tiers {
+		c := t.Counts
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Tier, c[pouw.StatePending]+c[pouw.StateWaiting], c[pouw.StateLeased],
+			c[pouw.StateCompleted], c[pouw.StateDead], t.P50.Round(time.Millisecond), t.P95.Round(time.Millisecond))
+	}
+	_ = tw.Flush()
+	out := b.String()
+	if d.lines > 0 {
+		fmt.Fprintf(d.w, "\x1b[%dA", d.lines) // back to the top of the last frame
+	}
+	for _, line := range strings.SplitAfter(out, "\n") {
+		if line != "" {
+			fmt.Fprint(d.w, "\x1b[2K"+line)
+		}
+	}
+	d.lines = strings.Count(out, "\n")
 }

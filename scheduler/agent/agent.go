@@ -89,6 +89,21 @@ type Options struct {
 	// named in Isolate (every backend when Isolate is empty).
 	Workers *WorkerPool
 	Isolate []string
+	// OnDone, when set, is told of every job the agent finishes (from the
+	// job's goroutine; keep it quick).
+	OnDone func(JobResult)
+}
+
+// JobResult is one finished job as the agent saw it.
+type JobResult struct {
+	JobID   string
+	Tier    pouw.JobTier
+	Backend string
+	Slot    string
+	Outcome string
+	Reason  string
+	// Proving is the time spent proving (0 when it never got that far).
+	Proving time.Duration
 }
 
 // Agent runs the claim → download → prove → submit loop over a Pool.
@@ -436,6 +451,9 @@ func (a *Agent) finish(j pouw.ProofJob, token string, pl scheduler.Placement, ou
 		outcome = a.endLease(j, token, outcome, reason, pl.Kind)
 	default:
 		a.m.jobs.WithLabelValues(j.Tier.String(), j.Backend, string(pl.Kind), outcome).Inc()
+	}
+	if a.o.OnDone != nil {
+		a.o.OnDone(JobResult{JobID: j.JobID, Tier: j.Tier, Backend: j.Backend, Slot: pl.Slot, Outcome: outcome, Reason: reason, Proving: proving})
 	}
 	attrs := []any{"outcome", outcome, "proving_seconds", proving.Seconds()}
 	if reason != "" {
