@@ -140,6 +140,16 @@ func TestExtendMatchesOneBigFFT(t *testing.T) {
 		for i := range c {
 			c[i] = field.New(uint64(i*i + 3))
 		}
+		// Interpolate inverts the trace-domain transform.
+		vals := append([]field.Base(nil), c...)
+		fft.NewDomain(uint64(tc.n)).FFT(vals, fft.DIF)
+		fft.BitReverse(vals)
+		d.Interpolate(vals)
+		for i := range vals {
+			if !vals[i].Equal(&c[i]) {
+				t.Fatalf("n=%d: Interpolate coefficient %d differs", tc.n, i)
+			}
+		}
 		a, b := make([]field.Base, tc.n*tc.b), make([]field.Base, tc.n*tc.b)
 		d.Extend(c, a)
 		field.ExtendBig(d, c, b)

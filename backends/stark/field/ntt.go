@@ -55,21 +55,26 @@ func subRaw(a, b uint64) uint64 {
 // nttPlan holds the twiddles of a size-n transform: tw[h+j] = ω_{2h}^j
 // (canonical) for each half-size h = 1, 2, ..., n/2 and j < h.
 type nttPlan struct {
-	n  int
-	tw []uint64
+	n         int
+	tw, twInv []uint64 // twInv: the same with ω^-1, for interpolation
+	nInv      Base
 }
 
 func newNTTPlan(n int) *nttPlan {
-	p := &nttPlan{n: n, tw: make([]uint64, max(n, 2))}
+	p := &nttPlan{n: n, tw: make([]uint64, max(n, 2)), twInv: make([]uint64, max(n, 2))}
 	for h := 1; h < n; h <<= 1 {
 		w := RootOfUnity(uint64(2 * h))
-		wc := w.Uint64()
-		x := uint64(1)
+		var wi Base
+		wi.Inverse(&w)
+		wc, wic := w.Uint64(), wi.Uint64()
+		x, y := uint64(1), uint64(1)
 		for j := range h {
-			p.tw[h+j] = x
-			x = mulRaw(x, wc)
+			p.tw[h+j], p.twInv[h+j] = x, y
+			x, y = mulRaw(x, wc), mulRaw(y, wic)
 		}
 	}
+	p.nInv = New(uint64(n))
+	p.nInv.Inverse(&p.nInv)
 	return p
 }
 
@@ -80,18 +85,23 @@ const nttBlock = 1 << 12
 
 // dit transforms x in place: input in bit-reversed order, output the
 // evaluations at ω_n^i in natural order (as gnark's FFT with DIT).
-func (p *nttPlan) dit(x []Base) {
+func (p *nttPlan) dit(x []Base) { p.run(x, p.tw) }
+
+// ditInv is dit with ω^-1: n times the inverse transform.
+func (p *nttPlan) ditInv(x []Base) { p.run(x, p.twInv) }
+
+func (p *nttPlan) run(x []Base, tw []uint64) {
 	n := p.n
 	blk := min(n, nttBlock)
 	for s := 0; s < n; s += blk {
-		p.stages(x[s:s+blk], 1, blk)
+		stages(x[s:s+blk], tw, 1, blk)
 	}
-	p.stages(x, blk, n)
+	stages(x, tw, blk, n)
 }
 
 // stages runs the butterfly stages with half-sizes h0, 2·h0, ... < hEnd
 // over x (whose length is a multiple of 2·h for each of them).
-func (p *nttPlan) stages(x []Base, h0, hEnd int) {
+func stages(x []Base, twiddles []uint64, h0, hEnd int) {
 	n := len(x)
 	for h := h0; h < hEnd; h <<= 1 {
 		if h == 1 { // twiddle 1
@@ -101,7 +111,7 @@ func (p *nttPlan) stages(x []Base, h0, hEnd int) {
 			}
 			continue
 		}
-		tw := p.tw[h : 2*h]
+		tw := twiddles[h : 2*h]
 		for s := 0; s < n; s += 2 * h {
 			lo := x[s : s+h : s+h]
 			hi := x[s+h : s+2*h : s+2*h]

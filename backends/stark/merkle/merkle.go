@@ -2,9 +2,11 @@
 // low-degree extensions and FRI layers, and proves and checks batch
 // openings (multiproofs) of several leaves at once.
 //
-// Hashing: leaf = BLAKE3(0x00 || leaf bytes), node = BLAKE3(0x01 || left ||
-// right); the prefixes keep a leaf from ever being read as a node. The tree
-// has a power-of-two number of leaves and a fixed depth known to both sides.
+// Hashing: leaf = BLAKE3(0x00 || leaf bytes), node = BLAKE3(left || right)
+// (64 bytes: one BLAKE3 compression). Leaves of this STARK are multiples of
+// 8 bytes, so a leaf's input (8k+1 bytes) never has a node's length, and
+// the tree has a power-of-two number of leaves and a fixed depth known to
+// both sides.
 // It imports nothing of this module but the parallel helper.
 package merkle
 
@@ -45,12 +47,11 @@ func HashLeaf(data []byte) Digest {
 // hashLeafBuf hashes buf, whose first byte the caller has set to 0x00.
 func hashLeafBuf(buf []byte) Digest { return blake3.Sum256(buf) }
 
-// HashNode returns BLAKE3(0x01 || l || r).
+// HashNode returns BLAKE3(l || r).
 func HashNode(l, r *Digest) Digest {
-	var buf [65]byte
-	buf[0] = 1
-	copy(buf[1:], l[:])
-	copy(buf[33:], r[:])
+	var buf [64]byte
+	copy(buf[:], l[:])
+	copy(buf[32:], r[:])
 	return blake3.Sum256(buf[:])
 }
 
