@@ -4,7 +4,8 @@
 // challenges), the proof options and the conjectured security level they
 // give. The VM's own AIR (docs/vm.md) lives in package vmair.
 //
-// It imports only field (and the trace package, through vmair, never here).
+// It imports only field of this module; it knows nothing of the VM or of
+// the trace package.
 package air
 
 import (

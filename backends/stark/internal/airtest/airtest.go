@@ -1,5 +1,6 @@
 // Package airtest checks that an AIR's base-field and extension-field
-// evaluations compute the same polynomials, on random frames.
+// evaluations compute the same polynomials, on random frames. Test helper;
+// it imports only air and field.
 package airtest
 
 import (

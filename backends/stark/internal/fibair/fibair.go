@@ -3,7 +3,7 @@
 // constraint so the composition has two columns), s = a·b on every row (a
 // row constraint), a·b = 2 on row 1 (a single-row constraint), and one
 // auxiliary column p with p' = p·(γ + a), p[0] = 1 (a grand product over a
-// challenge).
+// challenge). It imports only air and field.
 package fibair
 
 import (
