@@ -46,7 +46,7 @@ type Options struct {
 type Store struct {
 	c    redis.UniversalClient
 	opts Options
-	keys []string // {base}: the only declared key; see scripts.go
+	keys []string // "{prefix}:" (and "{prefix}:test:" with TestClock); see scripts.go
 	cfg  []any    // ARGV[1..7]
 	s    scripts
 	log  *slog.Logger

@@ -6,7 +6,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Every script gets KEYS[1] = the deployment's key base "{prefix}:" and
+// Every script gets KEYS[1] = the deployment's key base "{prefix}:" (and
+// KEYS[2] = "{prefix}:test:" when the store reads the test clock) and
 // ARGV[1..7] = the store's configuration (see Store.cfg); its own arguments
 // start at ARGV[8]. Every key is built from KEYS[1], so all of them live in
 // one hash slot (Redis Cluster runs the script on that slot's node).
@@ -21,8 +22,8 @@ import (
 //     below 2^53 (checked), are passed to Redis as strings made with
 //     istr (string.format %d: tostring would print %.14g and lose digits),
 //     and never go through cjson, which prints numbers with 14 digits.
-//   - Errors are replies "POUW_<CODE> message"; store.go maps the code to
-//     the sentinel error.
+//   - Errors are replies "POUW_<CODE> message"; redisstore.go maps the code
+//     to the sentinel error.
 const prelude = `
 local K = KEYS[1]
 local MAXEV = ARGV[1]
