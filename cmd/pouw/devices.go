@@ -15,6 +15,7 @@ import (
 
 	"github.com/pouwfarm/pouwfarm/gpu"
 	"github.com/pouwfarm/pouwfarm/scheduler"
+	"github.com/pouwfarm/pouwfarm/scheduler/agent"
 )
 
 func init() { commands = append(commands, newDevicesCmd) }
@@ -87,7 +88,9 @@ func newDevicesCmd() *cobra.Command {
 		Long: `List the slots a farm on this host would schedule proofs on: CPU slots
 (groups of --cores-per-slot cores sharing --memory) and one slot per NVIDIA GPU
 found through NVML (its memory is the resource), and every device left out
-with the reason (not selected by --gpus, MIG enabled, unhealthy, no driver).
+with the reason (not selected by --gpus, MIG enabled, unhealthy, no driver),
+and the claims an idle farm on this host would make: per slot, the tiers in
+its order of preference, the backends and the largest trace that fits now.
 
 Without the NVIDIA driver (or in a build without cgo) there are no GPU slots;
 the farm then runs CPU-only.`,
@@ -107,14 +110,24 @@ the farm then runs CPU-only.`,
 			if err != nil {
 				return err
 			}
+			reg, err := newRegistry(backendConfig{})
+			if err != nil {
+				return err
+			}
+			alloc, err := scheduler.NewAllocator(slots, agent.SchedulerBackends(reg))
+			if err != nil {
+				return err
+			}
+			claims := alloc.Claims()
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(map[string]any{
 					"slots": nonNil(slots), "excluded": nonNil(excl), "gpus": nonNil(src.Devices()), "gpu_unavailable": src.Unavailable(),
+					"claims": nonNil(claims),
 				})
 			}
-			return printDevices(cmd, slots, excl)
+			return printDevices(cmd, slots, excl, claims)
 		},
 	}
 	host.register(cmd.Flags())
@@ -129,7 +142,7 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-func printDevices(cmd *cobra.Command, slots []scheduler.Slot, excl []scheduler.Exclusion) error {
+func printDevices(cmd *cobra.Command, slots []scheduler.Slot, excl []scheduler.Exclusion, claims []scheduler.Claim) error {
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SLOT\tKIND\tCORES\tMEMORY\tJOBS\tDEVICE")
 	for _, s := range slots {
@@ -151,6 +164,25 @@ func printDevices(cmd *cobra.Command, slots []scheduler.Slot, excl []scheduler.E
 		fmt.Fprintln(w, "EXCLUDED\tREASON")
 		for _, e := range excl {
 			fmt.Fprintf(w, "%s\t%s\n", e.Device, e.Reason)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(claims) > 0 {
+		fmt.Fprintln(cmd.OutOrStdout())
+		w = tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "CLAIM (idle farm)\tTIERS\tBACKENDS\tMAX TRACE")
+		for _, c := range claims {
+			tiers := make([]string, len(c.Tiers))
+			for i, t := range c.Tiers {
+				tiers[i] = t.String()
+			}
+			max := "no bound"
+			if c.MaxTraceBytes > 0 {
+				max = humanBytes(c.MaxTraceBytes)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Slot, strings.Join(tiers, ","), strings.Join(c.Backends, ","), max)
 		}
 		return w.Flush()
 	}
