@@ -18,10 +18,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
-ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/pouw ./cmd/pouw
+    go build -trimpath -ldflags "-s -w" -o /out/pouw ./cmd/pouw
 
 FROM gcr.io/distroless/base-debian12:nonroot
 COPY --from=build /out/pouw /usr/local/bin/pouw
