@@ -302,7 +302,7 @@ func (s *Store) Enqueue(ctx context.Context, req store.EnqueueRequest) (pouw.Pro
 			return pouw.ProofJob{}, false, fmt.Errorf("redisstore: enqueue: unexpected reply %v", v)
 		}
 		created := arr[0] == int64(1)
-		m, err := toMap(arr[2])
+		m, err := toJob(arr[2])
 		if err != nil {
 			return pouw.ProofJob{}, false, fmt.Errorf("redisstore: enqueue: %w", err)
 		}
@@ -417,7 +417,7 @@ func (s *Store) Job(ctx context.Context, id string) (pouw.ProofJob, error) {
 	if err != nil {
 		return pouw.ProofJob{}, err
 	}
-	m, err := toMap(v)
+	m, err := toJob(v)
 	if err != nil {
 		return pouw.ProofJob{}, fmt.Errorf("redisstore: job: %w", err)
 	}
@@ -488,7 +488,7 @@ func decodePage(op string, v any) (store.JobPage, error) {
 	last := ""
 	for i := 1; i < len(arr); i += 2 {
 		last, _ = arr[i].(string)
-		m, err := toMap(arr[i+1])
+		m, err := toJob(arr[i+1])
 		if err != nil {
 			return store.JobPage{}, fmt.Errorf("redisstore: %s: %w", op, err)
 		}
@@ -951,9 +951,57 @@ func (s *Store) Ping(ctx context.Context) error {
 // closes it; the store holds nothing else.
 func (s *Store) Close() error { return nil }
 
-// replyJob decodes a script's HGETALL reply.
+// jobFields are the job hash fields a reply carries, in order (the
+// scripts' getjob reads them with one HMGET).
+var jobFields = []string{"id", "tier", "intent", "trace", "tref", "tb", "backend", "fee", "reward", "cat",
+	"seq", "lexp", "dl", "maxr", "att", "state", "deps", "prover", "proof", "cmpl", "dreason"}
+
+func luaJobFields() string {
+	q := make([]string, len(jobFields))
+	for i, f := range jobFields {
+		q[i] = "'" + f + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// jobAttIndex is the Lua (1-based) index of "att" in a getjob reply.
+func jobAttIndex() string {
+	for i, f := range jobFields {
+		if f == "att" {
+			return strconv.Itoa(i + 1)
+		}
+	}
+	panic("jobFields lacks att")
+}
+
+// toJob reads a getjob reply into a field map; a job that does not exist
+// gives an empty map.
+func toJob(v any) (map[string]string, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("job reply is %T, not an array", v)
+	}
+	if len(arr) == 0 {
+		return map[string]string{}, nil
+	}
+	if len(arr) != len(jobFields) {
+		return nil, fmt.Errorf("job reply has %d fields, want %d", len(arr), len(jobFields))
+	}
+	m := make(map[string]string, len(arr))
+	for i, x := range arr {
+		if str, ok := x.(string); ok {
+			m[jobFields[i]] = str
+		}
+	}
+	if m["id"] == "" {
+		return map[string]string{}, nil
+	}
+	return m, nil
+}
+
+// replyJob decodes a script's getjob reply.
 func replyJob(op string, v any) (pouw.ProofJob, error) {
-	m, err := toMap(v)
+	m, err := toJob(v)
 	if err != nil {
 		return pouw.ProofJob{}, fmt.Errorf("redisstore: %s: %w", op, err)
 	}

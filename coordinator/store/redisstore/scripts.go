@@ -24,6 +24,9 @@ import (
 //     and never go through cjson, which prints numbers with 14 digits.
 //   - Errors are replies "POUW_<CODE> message"; redisstore.go maps the code
 //     to the sentinel error.
+// placeholders are filled from jobFields, so Lua and Go agree on the order.
+var placeholders = strings.NewReplacer("JOBFIELDS", luaJobFields(), "JOB_ATT", jobAttIndex())
+
 const prelude = `
 local K = KEYS[1]
 local MAXEV = ARGV[1]
@@ -34,6 +37,10 @@ local MAXSCAN = tonumber(ARGV[7])
 local MAXAMT = 9007199254740991
 
 local function istr(n) return string.format('%d', n) end
+
+-- getjob reads a job's fields in the order of jobFields (redisstore.go):
+-- half the reply of HGETALL, which Lua converts element by element.
+local function getjob(jk) return redis.call('HMGET', jk, JOBFIELDS) end
 local function hex16(n) return string.format('%016x', n) end
 local function jkey(id) return K .. 'job:' .. id end
 local function hkey(id) return K .. 'hist:' .. id end
@@ -277,7 +284,7 @@ if dd then
   if existing and now < tonumber(until_ms) then
     local ek = jkey(existing)
     if expired(ek, now) then return {0, existing, {}} end
-    return {0, existing, redis.call('HGETALL', ek)}
+    return {0, existing, getjob(ek)}
   end
 end
 if tonumber(dl) <= now then
@@ -327,7 +334,7 @@ redis.call('SET', ddk, id .. '|' .. istr(now + tonumber(DEDUP)), 'PX', DEDUP)
 pool_move('avail', 'res', r)
 redis.call('SADD', K .. 'backends', backend)
 jev('job.created', now, id, tier, state, 0, '', r, '')
-return {1, id, redis.call('HGETALL', jk)}
+return {1, id, getjob(jk)}
 `
 
 // ARGV: prover leasehash rewardthreshold tbthreshold ntiers tiers... nbackends backends...
@@ -382,10 +389,8 @@ for ti = 1, nt do
     redis.call('HSET', jk, 'state', 'leased', 'prover', prover, 'lh', lh, 'lexp', istr(lexp), 'lclaim', istr(now))
     redis.call('ZADD', K .. 'leases:' .. t, istr(lexp), id)
     seen(prover, now)
-    local job = redis.call('HGETALL', jk)
-    local att = '0'
-    for i = 1, #job, 2 do if job[i] == 'att' then att = job[i + 1] break end end
-    jev('job.claimed', now, id, t, 'leased', att, prover)
+    local job = getjob(jk)
+    jev('job.claimed', now, id, t, 'leased', job[JOB_ATT], prover)
     return job
   end
 end
@@ -404,7 +409,7 @@ redis.call('HSET', jk, 'lexp', istr(lexp))
 redis.call('ZADD', K .. 'leases:' .. f[5], istr(lexp), id)
 seen(prover, now)
 jev('job.renewed', now, id, f[5], 'leased', f[6], prover)
-return redis.call('HGETALL', jk)
+return getjob(jk)
 `
 
 // ARGV: id prover leasehash budgetms
@@ -421,7 +426,7 @@ if now + budget > lexp then
   redis.call('ZADD', K .. 'leases:' .. f[5], istr(lexp), id)
 end
 seen(prover, now)
-return redis.call('HGETALL', jk)
+return getjob(jk)
 `
 
 // ARGV: id prover leasehash proofref
@@ -434,7 +439,7 @@ if f[1] == 'completed' and f[2] == lh and f[3] == prover and f[5] == proof then
   -- The same completion again (go-redis resends a command whose reply was
   -- lost in a connection reset) answers what happened: completed. Another
   -- proof on the ended lease is refused as lease lost.
-  return redis.call('HGETALL', jk)
+  return getjob(jk)
 end
 if not (f[1] == 'leased' and f[2] == lh and f[3] == prover and now < tonumber(f[4])) then
   return redis.error_reply(check_lease(id, prover, lh, now))
@@ -446,16 +451,15 @@ redis.call('ZREM', K .. 'leases:' .. f[6], id)
 end_attempt(id, {f[10], prover, lh, f[8]}, now, 'completed', '')
 pool_move('res', 'paid', r)
 local ps = K .. 'pstats:' .. prover
-redis.call('HINCRBY', ps, 'done', 1)
-redis.call('HINCRBY', ps, 'earned', istr(r))
-redis.call('HINCRBY', ps, 'ctime', istr(now - tonumber(f[8])))
-seen(prover, now)
+local st = redis.call('HMGET', ps, 'done', 'earned', 'ctime')
+redis.call('HSET', ps, 'done', istr((tonumber(st[1]) or 0) + 1), 'earned', istr((tonumber(st[2]) or 0) + r),
+  'ctime', istr((tonumber(st[3]) or 0) + now - tonumber(f[8])), 'seen', istr(now))
 redis.call('HINCRBY', K .. 'completed', f[6], 1)
 jev('job.completed', now, id, f[6], 'completed', f[9], prover, r, '')
 if f[11] then ready(id, now) end
 redis.call('PEXPIRE', jk, RETAIN)
 redis.call('PEXPIRE', hkey(id), RETAIN)
-return redis.call('HGETALL', jk)
+return getjob(jk)
 `
 
 // ARGV: id prover leasehash outcome reason
@@ -465,7 +469,7 @@ local id, prover, lh, outcome, reason = ARGV[8], ARGV[9], ARGV[10], ARGV[11], AR
 local e = check_lease(id, prover, lh, now)
 if e then return redis.error_reply(e) end
 end_lease(id, outcome, reason, now)
-return redis.call('HGETALL', jkey(id))
+return getjob(jkey(id))
 `
 
 // ARGV: id prover leasehash reason
@@ -475,7 +479,7 @@ local id, prover, lh, reason = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local e = check_lease(id, prover, lh, now)
 if e then return redis.error_reply(e) end
 end_lease(id, 'released', reason, now)
-return redis.call('HGETALL', jkey(id))
+return getjob(jkey(id))
 `
 
 // ARGV: limit
@@ -562,7 +566,7 @@ else
   pend_add(id, f[2], f[3], pm_of(jk), f[5])
 end
 jev('job.requeued', now, id, f[2], state, 0, '', r, '')
-return redis.call('HGETALL', jk)
+return getjob(jk)
 `
 
 // ARGV: id
@@ -594,7 +598,7 @@ local out = {0}
 if #all > limit then out[1] = 1 end
 for i = 1, math.min(limit, #all) do
   out[#out + 1] = all[i]
-  out[#out + 1] = redis.call('HGETALL', jkey(string.sub(all[i], 63)))
+  out[#out + 1] = getjob(jkey(string.sub(all[i], 63)))
 end
 return out
 `
@@ -617,7 +621,7 @@ local out = {0}
 if #all > limit then out[1] = 1 end
 for i = 1, math.min(limit, #all) do
   out[#out + 1] = istr(all[i][1])
-  out[#out + 1] = redis.call('HGETALL', jkey(all[i][2]))
+  out[#out + 1] = getjob(jkey(all[i][2]))
 end
 return out
 `
@@ -716,7 +720,7 @@ return redis.call('HGETALL', K .. 'pool')
 const luaJob = `
 local jk = jkey(ARGV[8])
 if expired(jk, now_ms()) then return {} end
-return redis.call('HGETALL', jk)
+return getjob(jk)
 `
 
 // Returns the store clock in ms.
@@ -785,7 +789,7 @@ func assemble(body string) string {
 		}
 	}
 	b.WriteString(body)
-	return b.String()
+	return placeholders.Replace(b.String())
 }
 
 func newScripts() scripts {
