@@ -24,6 +24,7 @@ import (
 //     and never go through cjson, which prints numbers with 14 digits.
 //   - Errors are replies "POUW_<CODE> message"; redisstore.go maps the code
 //     to the sentinel error.
+//
 // placeholders are filled from jobFields, so Lua and Go agree on the order.
 var placeholders = strings.NewReplacer("JOBFIELDS", luaJobFields(), "JOB_ATT", jobAttIndex())
 
