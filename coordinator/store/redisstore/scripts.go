@@ -24,10 +24,6 @@ import (
 //     and never go through cjson, which prints numbers with 14 digits.
 //   - Errors are replies "POUW_<CODE> message"; redisstore.go maps the code
 //     to the sentinel error.
-//
-// placeholders are filled from jobFields, so Lua and Go agree on the order.
-var placeholders = strings.NewReplacer("JOBFIELDS", luaJobFields(), "JOB_ATT", jobAttIndex())
-
 const prelude = `
 local K = KEYS[1]
 local MAXEV = ARGV[1]
@@ -732,6 +728,9 @@ type scripts struct {
 	history, pending, deadLetter, events, status, register, proverByToken,
 	provers, deposit, now, job *redis.Script
 }
+
+// placeholders are filled from jobFields, so Lua and Go agree on the order.
+var placeholders = strings.NewReplacer("JOBFIELDS", luaJobFields(), "JOB_ATT", jobAttIndex())
 
 // helper is one "local function" of the prelude with its comment.
 type helper struct {
