@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/pouwfarm/pouwfarm/backends"
+	"github.com/pouwfarm/pouwfarm/coordinator"
+	"github.com/pouwfarm/pouwfarm/coordinator/api"
+	"github.com/pouwfarm/pouwfarm/coordinator/store"
+)
+
+func init() { commands = append(commands, newCoordinatorCmd) }
+
+// apiEnvTwins sets every flag not given on the command line from its
+// POUW_<FLAG> environment variable (--data-dir: POUW_DATA_DIR, --token:
+// POUW_TOKEN, --coordinator: POUW_COORDINATOR, --store: POUW_STORE).
+func apiEnvTwins(cmd *cobra.Command) error {
+	var err error
+	visit := func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "help" {
+			return
+		}
+		name := "POUW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	}
+	cmd.Flags().VisitAll(visit)
+	cmd.InheritedFlags().VisitAll(visit)
+	return err
+}
+
+func newCoordinatorCmd() *cobra.Command {
+	var cfg coordinator.Config
+	var tiers, logLevel string
+	var leases [3]time.Duration
+	var retention time.Duration
+	var maxEvents int
+	cmd := &cobra.Command{
+		Use:   "coordinator",
+		Short: "Serve the PoUW API: proof jobs from a bolt or Redis store",
+		Long: `Serve the PoUW HTTP API (docs/openapi.yaml): ingest traces as proof jobs,
+lease them to provers, verify submitted proofs with the registered backends
+and pay rewards from the fee pool.
+
+With no flags it starts on 127.0.0.1:8080 with the embedded bolt store in
+./data/pouw.db and trace/proof blobs under ./data/blobs. For several
+coordinators behind a load balancer, point them all at one Redis
+(--store redis://HOST:6379/0) and one blob store (a shared volume with
+--blobs file://DIR, or --blobs redis://...).
+
+The admin token comes from POUW_ADMIN_TOKEN, else --admin-token-file, else
+<data-dir>/admin.token, which is generated (mode 0600) on first start; the
+log says which file. Register provers with 'pouw tokens create NAME'.
+
+Every flag has an environment twin: POUW_<FLAG> (POUW_STORE, POUW_ADDR, ...).
+SIGINT/SIGTERM stop it gracefully: event streams end, requests in flight
+finish.`,
+		Example: `  pouw coordinator
+  pouw coordinator --addr :8080 --store redis://10.0.0.5:6379/0 --blobs file:///mnt/pouw-blobs
+  POUW_ADMIN_TOKEN=... pouw coordinator --public-read --lease-macro 5m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := apiEnvTwins(cmd); err != nil {
+				return err
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			reg, err := newRegistry(backendConfig{})
+			if err != nil {
+				return err
+			}
+			table, err := backends.ParseTable(tiers)
+			if err != nil {
+				return fmt.Errorf("--tiers: %w", err)
+			}
+			if err := table.Validate(reg); err != nil {
+				return fmt.Errorf("--tiers: %w (backends of this binary: %s)", err, strings.Join(reg.Names(), ", "))
+			}
+			cfg.Tiers = api.TierBackends(table)
+			cfg.Backends = reg
+			cfg.AdminToken = os.Getenv("POUW_ADMIN_TOKEN")
+			cfg.StoreOptions = store.Options{LeaseDuration: leases, Retention: retention, MaxEvents: maxEvents}
+			cfg.Logger = logger
+			c, err := coordinator.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			logger.Info("tier table", "tiers", table.String(), "backends", strings.Join(reg.Names(), ","),
+				"public_read", cfg.PublicRead)
+			return c.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&cfg.DataDir, "data-dir", "data", "directory of the bolt store, file blobs and the generated admin token")
+	f.StringVar(&cfg.Store, "store", "", "bolt://PATH or redis://[user:pass@]HOST:PORT/DB (default bolt://<data-dir>/pouw.db)")
+	f.StringVar(&cfg.Blobs, "blobs", "", "file://DIR or redis://HOST:PORT/DB (default file://<data-dir>/blobs)")
+	f.StringVar(&cfg.RedisPrefix, "redis-prefix", "pouw", "deployment prefix of every Redis key")
+	f.IntVar(&cfg.RedisWaitReplicas, "redis-wait-replicas", 0, "WAIT for this many replicas after every script that moves money")
+	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "file holding the admin token (when POUW_ADMIN_TOKEN is unset)")
+	f.BoolVar(&cfg.PublicRead, "public-read", false, "serve read-only routes without a token")
+	f.StringVar(&tiers, "tiers", backends.DefaultTable().String(), "tier -> backend table fixed on jobs at ingest")
+	d := store.DefaultOptions()
+	f.DurationVar(&leases[0], "lease-micro", d.LeaseDuration[0], "lease length of micro jobs")
+	f.DurationVar(&leases[1], "lease-macro", d.LeaseDuration[1], "lease length of macro jobs")
+	f.DurationVar(&leases[2], "lease-full", d.LeaseDuration[2], "lease length of full jobs")
+	f.DurationVar(&retention, "retention", d.Retention, "how long completed jobs are kept")
+	f.IntVar(&maxEvents, "max-events", d.MaxEvents, "events kept for the stream (older ones: reset)")
+	l := api.DefaultLimits()
+	f.Int64Var(&cfg.Limits.MaxTraceBytes, "max-trace-bytes", l.MaxTraceBytes, "largest blob upload (413 beyond)")
+	f.Int64Var(&cfg.Limits.MaxProofBytes, "max-proof-bytes", l.MaxProofBytes, "largest proof (413 beyond)")
+	f.DurationVar(&cfg.VerifyBudget, "verify-budget", 5*time.Minute, "how long a lease is held while its proof is verified")
+	f.DurationVar(&cfg.ReapInterval, "reap-interval", time.Second, "how often expired leases are reaped")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for requests in flight")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
