@@ -114,6 +114,10 @@ func New(opts Options) (*Server, error) {
 // Addr is "127.0.0.1:port".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
+// URL is "redis://127.0.0.1:port/0", the form of the coordinator's --store
+// flag.
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
 // Port is the server's TCP port.
 func (s *Server) Port() int { return s.port }
 

@@ -16,6 +16,10 @@ func TestKilledServerRestartsFromItsAOF(t *testing.T) {
 		t.Fatal("private server on the shared port")
 	}
 	ctx := context.Background()
+	opt, err := redis.ParseURL(srv.URL())
+	if err != nil || opt.Addr != srv.Addr() {
+		t.Fatalf("URL %q parses to %v, %v", srv.URL(), opt, err)
+	}
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 	defer c.Close()
 	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
