@@ -13,6 +13,7 @@
 // passes must be one `pouw` accepts. So a renamed metric or flag fails
 // `go test`, not a dashboard at 3 a.m.
 //
-// Only its tests import the module's packages (through devnet, which wires a
-// coordinator and a farm); nothing may import deploy.
+// Only its tests import the module's packages (coordinator, devnet's farm,
+// gpu, scheduler/agent), to run what they check against; nothing may import
+// deploy.
 package deploy

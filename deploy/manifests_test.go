@@ -556,10 +556,31 @@ func TestUnitsAndManifestsPassOnlyFlagsPouwAccepts(t *testing.T) {
 		}
 		help := string(out)
 		for k, where := range used {
-			ok := strings.Contains(help, k+" ") || strings.Contains(help, k+"]") || strings.Contains(help, k+"\n")
+			ok := mentions(help, k)
+			// "Every flag has an environment twin: POUW_<FLAG>": POUW_X_Y
+			// is accepted when --x-y is a flag.
+			if !ok && strings.HasPrefix(k, "POUW_") && strings.Contains(help, "POUW_<FLAG>") {
+				ok = mentions(help, "--"+strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "POUW_"), "_", "-")))
+			}
 			if !ok {
 				t.Errorf("%s passes %s to pouw %s, which does not accept it", where, k, sub)
 			}
 		}
+	}
+}
+
+// mentions reports whether help names word as a whole word (a flag in the
+// flag list, an environment variable in brackets or prose).
+func mentions(help, word string) bool {
+	for i := 0; ; {
+		j := strings.Index(help[i:], word)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(word)
+		if end == len(help) || !isIdentChar(help[end]) && help[end] != '-' {
+			return true
+		}
+		i = end
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,9 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
-	"github.com/pouwfarm/pouwfarm/coordinator/api"
-	"github.com/pouwfarm/pouwfarm/coordinator/blob"
+	"github.com/pouwfarm/pouwfarm/coordinator"
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/gpu"
@@ -49,11 +52,13 @@ var (
 	exportedErr  string
 )
 
-// exportedMetrics runs a real coordinator (bolt store, file blobs, the
-// backends' verifier) and a real farm (CPU slots, STARK) wired as `pouw
-// dev` wires them, proves one micro job end to end so that every vector
-// has a child, and gathers their registries, plus the GPU collector over a
-// fixed reading. Once per test binary.
+// exportedMetrics runs the coordinator as `pouw coordinator` assembles it
+// (coordinator.New: bolt store, file blobs, the backends' verifier, its own
+// registry with the Go and process collectors) and a farm as `pouw farm`
+// runs it (devnet.RunFarm on CPU slots), proves one micro job end to end so
+// that every vector has a child, then reads the coordinator's /metrics and
+// gathers the farm's registry, plus the GPU collector over a fixed reading
+// (no GPU here). Once per test binary.
 func exportedMetrics(t *testing.T) *exported {
 	t.Helper()
 	exportedOnce.Do(func() {
@@ -83,16 +88,21 @@ func gatherExported(dir string) (*exported, error) {
 	if err != nil {
 		return nil, err
 	}
-	coordReg := prometheus.NewRegistry()
-	coord, err := devnet.StartCoordinator(devnet.CoordinatorOptions{
-		DataDir: dir, Addr: "127.0.0.1:0", AdminToken: "deploy-test-admin-token-0123456789",
-		Backends: regs, Registry: coordReg, Logger: log, ReapEvery: 100 * time.Millisecond,
+	// The coordinator as `pouw coordinator` assembles it, with its own
+	// registry (Go and process collectors included); its metrics are read
+	// from its /metrics route at the end.
+	coord, err := coordinator.New(ctx, coordinator.Config{
+		Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "coordinator"), AdminToken: "deploy-test-admin-token-0123456789",
+		Backends: regs, Logger: log, ReapInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer coord.Close()
-	admin, err := client.New(coord.URL, client.Options{Token: coord.AdminToken})
+	coordCtx, stopCoord := context.WithCancel(ctx)
+	coordDone := make(chan error, 1)
+	go func() { coordDone <- coord.Run(coordCtx) }()
+	defer func() { stopCoord(); <-coordDone }()
+	admin, err := client.New(coord.URL(), client.Options{Token: coord.AdminToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +121,7 @@ func gatherExported(dir string) (*exported, error) {
 	farmDone := make(chan error, 1)
 	go func() {
 		farmDone <- devnet.RunFarm(farmCtx, devnet.FarmOptions{
-			Coordinator: coord.URL, Token: pr.Token, ProverID: pr.ProverID,
+			Coordinator: coord.URL(), Token: pr.Token, ProverID: pr.ProverID,
 			Host: scheduler.HostOptions{CPUCores: 1, HostMemoryBytes: 2 << 30}, GPUs: gpu.Null{Reason: "deploy test"},
 			Backends: regs, Logger: log, Registry: farmReg,
 			IdleMin: 10 * time.Millisecond, IdleMax: 50 * time.Millisecond,
@@ -136,7 +146,16 @@ func gatherExported(dir string) (*exported, error) {
 	}
 	// The transition counters follow the event log; wait until they saw
 	// the completion.
-	for metricSum(coordReg, "pouw_job_transitions_total", "transition", "completed") < 1 {
+	var coordMetrics []*dto.MetricFamily
+	for {
+		if coordMetrics, err = scrape(ctx, coord.URL()+"/metrics", coord.AdminToken()); err != nil {
+			stopFarm()
+			<-farmDone
+			return nil, err
+		}
+		if metricSum(coordMetrics, "pouw_job_transitions_total", "transition", "completed") >= 1 {
+			break
+		}
 		if ctx.Err() != nil {
 			<-farmDone
 			return nil, gatherError("the coordinator did not count the completion")
@@ -157,10 +176,13 @@ func gatherExported(dir string) (*exported, error) {
 		family: map[string]string{}, labels: map[string]map[string]map[string]bool{},
 		source: map[string]string{}, known: map[string]map[string]bool{},
 	}
+	for _, mf := range coordMetrics {
+		e.add("coordinator (coordinator, coordinator/api)", mf)
+	}
 	for _, r := range []struct {
 		name string
 		reg  *prometheus.Registry
-	}{{"coordinator (coordinator/api)", coordReg}, {"farm (scheduler/agent)", farmReg}, {"GPU collector (gpu)", gpuReg}} {
+	}{{"farm (scheduler/agent)", farmReg}, {"GPU collector (gpu)", gpuReg}} {
 		mfs, err := r.reg.Gather()
 		if err != nil {
 			return nil, err
@@ -170,16 +192,8 @@ func gatherExported(dir string) (*exported, error) {
 		}
 	}
 	// Values the code declares that one run cannot show.
-	blobs, err := blob.NewFiles(filepath.Join(dir, "routes-blobs"))
-	if err != nil {
-		return nil, err
-	}
-	srv, err := api.New(api.Options{Store: coord.Store, Blobs: blobs, AdminToken: coord.AdminToken, Registry: prometheus.NewRegistry()})
-	if err != nil {
-		return nil, err
-	}
 	e.know("route", "unmatched")
-	for _, rt := range srv.Routes() {
+	for _, rt := range coord.API.Routes() {
 		e.know("route", rt.Method+" "+rt.Path)
 	}
 	e.know("outcome", agent.OutcomeCompleted, agent.OutcomeRejected, agent.OutcomeFailed, agent.OutcomeHashMismatch,
@@ -265,11 +279,34 @@ func ingestMicroJob(ctx context.Context, admin *client.Client) (string, error) {
 	return resp.Job.JobID, nil
 }
 
-func metricSum(reg *prometheus.Registry, name, label, value string) float64 {
-	mfs, err := reg.Gather()
+// scrape reads a /metrics endpoint as Prometheus does.
+func scrape(ctx context.Context, url, token string) ([]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
-		return 0
+		return nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, gatherError("GET " + url + ": " + resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	byName, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*dto.MetricFamily, 0, len(byName))
+	for _, mf := range byName {
+		out = append(out, mf)
+	}
+	return out, nil
+}
+
+func metricSum(mfs []*dto.MetricFamily, name, label, value string) float64 {
 	var sum float64
 	for _, mf := range mfs {
 		if mf.GetName() != name {
@@ -319,11 +356,27 @@ var literalAlternation = regexp.MustCompile(`^[a-zA-Z0-9_:-]+(\|[a-zA-Z0-9_:-]+)
 // records are the recording rules' names with their labels; jobs the
 // scrape job names.
 func (e *exported) check(expr string, records map[string][]string, jobs map[string]bool) []string {
-	sels, err := selectors(expr)
+	sels, grouping, err := parsePromQL(expr)
 	if err != nil {
 		return []string{err.Error()}
 	}
 	var problems []string
+	// A grouping label must be a label of some series the expression
+	// reads: `sum by (devce)` would draw one unlabelled line, not fail.
+	for _, l := range grouping {
+		found := targetLabels[l]
+		for _, s := range sels {
+			if fam, ok := e.family[s.Name]; ok {
+				_, has := e.labels[fam][l]
+				found = found || has
+			} else if slices.Contains(records[s.Name], l) || slices.Contains(prometheusSeries[s.Name], l) {
+				found = true
+			}
+		}
+		if !found {
+			problems = append(problems, "grouping label "+l+" is on none of the series the expression reads")
+		}
+	}
 	for _, s := range sels {
 		var labelsOf map[string]map[string]bool
 		switch fam, ok := e.family[s.Name]; {

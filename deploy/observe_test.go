@@ -153,8 +153,7 @@ func loadDashboards(t *testing.T) []dashboard {
 			t.Fatal(err)
 		}
 		var d dashboard
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		if err := dec.Decode(&d); err != nil {
+		if err := json.Unmarshal(b, &d); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
 		d.File = f
@@ -399,6 +398,11 @@ func TestARenamedMetricOrLabelValueFailsTheCheck(t *testing.T) {
 		{`rate(pouw_http_requests_total{route="POST /v1/pouw/jobs/{id}/submit"}[5m])`, `rate(pouw_http_requests_total{route="POST /v1/pouw/jobs/:id/submit"}[5m])`},
 		{`up{job="pouw-farm"}`, `up{job="pouw-farms"}`},
 		{`pouw:pending_age_budget_seconds{tier="micro"}`, `pouw:pending_age_budget{tier="micro"}`},
+		{`sum by (tier, device) (rate(pouw_farm_jobs_total[5m]))`, `sum by (tier, kind) (rate(pouw_farm_jobs_total[5m]))`},
+		{`histogram_quantile(0.9, sum by (le, backend) (rate(pouw_proof_verification_duration_seconds_bucket[5m])))`,
+			`histogram_quantile(0.9, sum by (le, tier) (rate(pouw_proof_verification_duration_seconds_bucket[5m])))`},
+		{`max by (tier) (pouw_oldest_pending_job_age_seconds) > on (tier) pouw:pending_age_budget_seconds`,
+			`max by (tier) (pouw_oldest_pending_job_age_seconds) > on (tiers) pouw:pending_age_budget_seconds`},
 	} {
 		if p := ex.check(tc.ok, rec, jobs); len(p) > 0 {
 			t.Errorf("%s: %v", tc.ok, p)

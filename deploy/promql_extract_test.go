@@ -24,6 +24,7 @@ func TestSelectorsFindEveryMetricAndOnlyMetrics(t *testing.T) {
 		{`max by (tier) (pouw_oldest_pending_job_age_seconds) > on (tier) group_left(x) pouw:pending_age_budget_seconds`, []selector{
 			{Name: "pouw_oldest_pending_job_age_seconds"}, {Name: "pouw:pending_age_budget_seconds"},
 		}},
+		{`sum(rate(x_total[5m])) by (tier) > bool 0`, []selector{{Name: "x_total"}}},
 		{`a / ignoring(code) b offset 1h unless c @ end() and bool d`, []selector{
 			{Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "d"},
 		}},

@@ -61,7 +61,15 @@ func setOf(s ...string) map[string]bool {
 // so an expression it cannot read is an error, never a silent pass.
 // promtool checks that the expressions are valid PromQL.
 func selectors(expr string) ([]selector, error) {
+	sels, _, err := parsePromQL(expr)
+	return sels, err
+}
+
+// parsePromQL returns the selectors of expr and the label names of its
+// by/without/on/ignoring/group_left/group_right lists.
+func parsePromQL(expr string) ([]selector, []string, error) {
 	var out []selector
+	var grouping []string
 	s := expr
 	i := 0
 	peek := func() byte {
@@ -91,25 +99,25 @@ func selectors(expr string) ([]selector, error) {
 		case c == '"' || c == '\'' || c == '`':
 			_, n, err := readString(s[i:])
 			if err != nil {
-				return nil, fmt.Errorf("%w in %q", err, expr)
+				return nil, nil, fmt.Errorf("%w in %q", err, expr)
 			}
 			i += n
 		case c == '$':
 			n := readVariable(s[i:])
 			if n == 0 {
-				return nil, fmt.Errorf("bad variable at %d in %q", i, expr)
+				return nil, nil, fmt.Errorf("bad variable at %d in %q", i, expr)
 			}
 			i += n
 		case c == '[':
 			j := strings.IndexByte(s[i:], ']')
 			if j < 0 {
-				return nil, fmt.Errorf("unclosed [ in %q", expr)
+				return nil, nil, fmt.Errorf("unclosed [ in %q", expr)
 			}
 			i += j + 1
 		case c == '{': // a selector without a name: {__name__="x", ...}
 			ms, n, err := readMatchers(s[i:])
 			if err != nil {
-				return nil, fmt.Errorf("%w in %q", err, expr)
+				return nil, nil, fmt.Errorf("%w in %q", err, expr)
 			}
 			i += n
 			sel := selector{Matchers: ms}
@@ -119,7 +127,7 @@ func selectors(expr string) ([]selector, error) {
 				}
 			}
 			if sel.Name == "" {
-				return nil, fmt.Errorf("selector without a metric name in %q", expr)
+				return nil, nil, fmt.Errorf("selector without a metric name in %q", expr)
 			}
 			out = append(out, sel)
 		case c >= '0' && c <= '9' || c == '.' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
@@ -141,14 +149,19 @@ func selectors(expr string) ([]selector, error) {
 					skipSpace()
 					k := strings.IndexByte(s[i:], ')')
 					if k < 0 {
-						return nil, fmt.Errorf("unclosed label list after %s in %q", id, expr)
+						return nil, nil, fmt.Errorf("unclosed label list after %s in %q", id, expr)
+					}
+					for _, l := range strings.Split(s[i+1:i+k], ",") {
+						if l = strings.TrimSpace(l); l != "" {
+							grouping = append(grouping, l)
+						}
 					}
 					i += k + 1
 				}
 			case promqlKeywords[lower]:
 			case peek() == '(':
 				if !promqlFunctions[id] && !promqlAggregations[lower] {
-					return nil, fmt.Errorf("unknown function %q in %q", id, expr)
+					return nil, nil, fmt.Errorf("unknown function %q in %q", id, expr)
 				}
 			case promqlAggregations[lower] && (strings.HasPrefix(strings.TrimSpace(s[i:]), "by") || strings.HasPrefix(strings.TrimSpace(s[i:]), "without")):
 				// sum by (x) (...)
@@ -158,7 +171,7 @@ func selectors(expr string) ([]selector, error) {
 					skipSpace()
 					ms, n, err := readMatchers(s[i:])
 					if err != nil {
-						return nil, fmt.Errorf("%w in %q", err, expr)
+						return nil, nil, fmt.Errorf("%w in %q", err, expr)
 					}
 					i += n
 					sel.Matchers = ms
@@ -168,10 +181,10 @@ func selectors(expr string) ([]selector, error) {
 		case strings.ContainsRune("()+-*/%^=!<>,@:", rune(c)):
 			i++
 		default:
-			return nil, fmt.Errorf("unexpected %q at %d in %q", c, i, expr)
+			return nil, nil, fmt.Errorf("unexpected %q at %d in %q", c, i, expr)
 		}
 	}
-	return out, nil
+	return out, grouping, nil
 }
 
 // readMatchers reads `{label op "value", ...}` at the start of s.
