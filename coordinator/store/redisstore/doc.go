@@ -19,8 +19,9 @@
 //   - maxmemory-policy noeviction: an evicted job, lease or ledger key is a
 //     wrong answer, not a cache miss. With noeviction Redis refuses writes
 //     when full and the store reports ErrUnavailable.
-//   - Redis 7.0 or later (MAXLEN = in XADD; effect replication of scripts
-//     that read TIME). A replica for failover; Options.WaitReplicas makes
+//   - Redis 7.0 or later (tested with 7.0.15): scripts read TIME before
+//     they write, which needs effect replication, the only mode since 7.0.
+//     A replica for failover; Options.WaitReplicas makes
 //     the scripts that move money or hand out created_seq (enqueue,
 //     complete, fail, reap, requeue, deposit) WAIT for it.
 //
