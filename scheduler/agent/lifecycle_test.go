@@ -19,7 +19,11 @@ import (
 // more to prove on one core.
 func longJob(t *testing.T, c *coord) pouw.ProofJob {
 	t.Helper()
-	tr, err := workload.Macro("mimc", 3, 1<<14)
+	steps := uint64(1 << 14)
+	if raceEnabled {
+		steps = 1 << 12
+	}
+	tr, err := workload.Macro("mimc", 3, steps)
 	if err != nil {
 		t.Fatal(err)
 	}

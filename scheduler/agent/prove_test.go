@@ -1,9 +1,11 @@
 package agent_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pouwfarm/pouwfarm/backends"
@@ -102,7 +104,25 @@ func testJobsAcrossTiers(t *testing.T, kind string) {
 	}
 	for _, tier := range pouw.Tiers {
 		if got := counterValue(t, f.reg, "pouw_farm_jobs_total", map[string]string{"tier": tier.String(), "outcome": "completed", "device": "cpu"}); got != 1 {
-			t.Errorf("pouw_farm_jobs_total{tier=%s,outcome=completed} = %v, want 1", tier, got)
+			t.Errorf("pouw_farm_jobs_total{tier=%s,outcome=completed} = %v, want 1; every outcome: %s", tier, got, seriesOf(t, f.reg, "pouw_farm_jobs_total"))
 		}
 	}
+}
+
+// seriesOf renders every series of a metric, for failure messages.
+func seriesOf(t *testing.T, g prometheus.Gatherer, name string) string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				out = append(out, m.String())
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }
