@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pouwfarm/pouwfarm/backends/plonkish"
 	"github.com/pouwfarm/pouwfarm/trace"
 )
 
@@ -136,6 +137,23 @@ func BenchmarkVerify(b *testing.B) {
 			}
 			reportCPU(b, c0)
 			b.ReportMetric(float64(len(proof)), "proof_bytes")
+		})
+	}
+}
+
+// BenchmarkKeygen: what the first proof or verification at a size pays
+// once per process (generators by hash-to-curve, their Lagrange basis,
+// fixed-column commitments).
+func BenchmarkKeygen(b *testing.B) {
+	for _, k := range append([]int{9}, benchKs()...) {
+		b.Run(fmt.Sprintf("plonkish/k=%d", k), func(b *testing.B) {
+			c0 := cpuTime()
+			for b.Loop() {
+				if _, err := plonkish.New(plonkish.Options{}).Keys(k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, c0)
 		})
 	}
 }
