@@ -76,6 +76,11 @@ func (h *hub) run(ctx context.Context) {
 	}
 	t := time.NewTicker(h.poll)
 	defer t.Stop()
+	// A busy coordinator pokes the hub on every write; reading the log at
+	// most every minGap turns thousands of pokes a second into a few reads
+	// (each read takes every new event), so following the log costs the
+	// store little whatever the request rate.
+	minGap := min(h.poll, 20*time.Millisecond)
 	for {
 		select {
 		case <-ctx.Done():
@@ -83,8 +88,16 @@ func (h *hub) run(ctx context.Context) {
 		case <-t.C:
 		case <-h.kick:
 		}
+		start := time.Now()
 		if err := h.pull(ctx); err != nil && ctx.Err() == nil {
 			h.log.Warn("event stream: reading the event log", "err", err)
+		}
+		if rest := minGap - time.Since(start); rest > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(rest):
+			}
 		}
 	}
 }
