@@ -38,6 +38,9 @@ type CoordinatorOptions struct {
 	Registry *prometheus.Registry
 	// ReapEvery is the reaper's period (default 500 ms).
 	ReapEvery time.Duration
+	// OpenStore, when set, opens the store instead of DataDir/pouw.db (a
+	// Redis store, say); the coordinator closes it.
+	OpenStore func() (store.Store, error)
 }
 
 // Coordinator is a running embedded coordinator.
@@ -71,7 +74,13 @@ func StartCoordinator(o CoordinatorOptions) (*Coordinator, error) {
 			return nil, fmt.Errorf("devnet: admin token: %w", err)
 		}
 	}
-	st, err := boltstore.Open(filepath.Join(o.DataDir, "pouw.db"), o.Store.WithDefaults(), clock.Real{}, o.Logger)
+	var st store.Store
+	var err error
+	if o.OpenStore != nil {
+		st, err = o.OpenStore()
+	} else {
+		st, err = boltstore.Open(filepath.Join(o.DataDir, "pouw.db"), o.Store.WithDefaults(), clock.Real{}, o.Logger)
+	}
 	if err != nil {
 		return nil, err
 	}

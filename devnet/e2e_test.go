@@ -10,10 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
+	"github.com/pouwfarm/pouwfarm/coordinator/store/redisstore"
 	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/gpu"
+	"github.com/pouwfarm/pouwfarm/internal/redistest"
 	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/scheduler"
 	"github.com/pouwfarm/pouwfarm/trace"
@@ -40,20 +44,54 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func startCoordinator(t *testing.T, dir string, lease time.Duration) *devnet.Coordinator {
+// stores are the stores every end-to-end test runs on.
+var stores = []string{"bolt", "redis"}
+
+// deployment is where a coordinator keeps its state: a data dir, and for
+// Redis a private server that outlives coordinator restarts.
+type deployment struct {
+	kind  string
+	dir   string
+	redis *redistest.Server
+}
+
+func newDeployment(t *testing.T, kind string) *deployment {
+	d := &deployment{kind: kind, dir: t.TempDir()}
+	if kind == "redis" {
+		d.redis = redistest.Start(t, redistest.Options{Dir: t.TempDir()})
+	}
+	return d
+}
+
+func (d *deployment) start(t *testing.T, addr string, lease time.Duration) *devnet.Coordinator {
 	t.Helper()
 	reg, err := devnet.Backends()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := devnet.StartCoordinator(devnet.CoordinatorOptions{
-		DataDir: dir, Addr: "127.0.0.1:0", AdminToken: "devnet-test-admin-token-0123456789", Backends: reg,
-		Store: store.Options{LeaseDuration: [3]time.Duration{lease, lease, lease}}, ReapEvery: 100 * time.Millisecond,
-	})
+	so := store.Options{LeaseDuration: [3]time.Duration{lease, lease, lease}}.WithDefaults()
+	o := devnet.CoordinatorOptions{
+		DataDir: d.dir, Addr: addr, AdminToken: "devnet-test-admin-token-0123456789", Backends: reg,
+		Store: so, ReapEvery: 100 * time.Millisecond,
+	}
+	if d.kind == "redis" {
+		o.OpenStore = func() (store.Store, error) {
+			rdb := redis.NewClient(&redis.Options{Addr: d.redis.Addr()})
+			t.Cleanup(func() { _ = rdb.Close() })
+			return redisstore.New(context.Background(), rdb, redisstore.Options{Options: so, Prefix: "devnet", Logger: slog.New(slog.DiscardHandler)})
+		}
+	}
+	c, err := devnet.StartCoordinator(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func startCoordinator(t *testing.T, dir string, lease time.Duration) *devnet.Coordinator {
+	t.Helper()
+	d := &deployment{kind: "bolt", dir: dir}
+	return d.start(t, "127.0.0.1:0", lease)
 }
 
 func adminOf(t *testing.T, c *devnet.Coordinator) *client.Client { return adminOfB(t, c) }
@@ -131,7 +169,13 @@ func TestAgentKilledMidProofLosesItsLeaseAndAnotherAgentCompletes(t *testing.T) 
 	if testing.Short() {
 		t.Skip("runs a farm subprocess and real proofs")
 	}
-	c := startCoordinator(t, t.TempDir(), 2*time.Second)
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) { testAgentKilled(t, kind) })
+	}
+}
+
+func testAgentKilled(t *testing.T, kind string) {
+	c := newDeployment(t, kind).start(t, "127.0.0.1:0", 2*time.Second)
 	defer c.Close()
 	admin := adminOf(t, c)
 	// A Macro job large enough that the first farm is still proving it
@@ -202,12 +246,20 @@ func TestAgentKilledMidProofLosesItsLeaseAndAnotherAgentCompletes(t *testing.T) 
 	}
 }
 
-func TestFarmReconnectsToACoordinatorRestartedOnTheSameBoltFile(t *testing.T) {
+func TestFarmReconnectsToARestartedCoordinator(t *testing.T) {
 	if testing.Short() {
 		t.Skip("proves real jobs")
 	}
-	dir := t.TempDir()
-	c := startCoordinator(t, dir, 30*time.Second)
+	for _, kind := range stores {
+		t.Run(kind, func(t *testing.T) { testRestart(t, kind) })
+	}
+}
+
+// testRestart restarts the coordinator on the same store (the same bolt
+// file, or the same Redis) and address while a farm runs.
+func testRestart(t *testing.T, kind string) {
+	d := newDeployment(t, kind)
+	c := d.start(t, "127.0.0.1:0", 30*time.Second)
 	admin := adminOf(t, c)
 	var ids []string
 	for i := uint64(1); i <= 6; i++ {
@@ -225,20 +277,11 @@ func TestFarmReconnectsToACoordinatorRestartedOnTheSameBoltFile(t *testing.T) {
 	runFarm(t, url, prover.Token, "farm-1")
 	waitJob(t, admin, ids[0], time.Minute, func(j pouw.ProofJob) bool { return j.State == pouw.StateCompleted })
 
-	// Restart on the same file and the same address while the farm runs.
+	// Restart on the same store and the same address while the farm runs.
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := devnet.Backends()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, err := devnet.StartCoordinator(devnet.CoordinatorOptions{
-		DataDir: dir, Addr: url[len("http://"):], AdminToken: c.AdminToken, Backends: reg, ReapEvery: 100 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c2 := d.start(t, url[len("http://"):], 30*time.Second)
 	defer c2.Close()
 	for _, id := range ids {
 		j := waitJob(t, admin, id, 2*time.Minute, func(j pouw.ProofJob) bool { return j.State == pouw.StateCompleted || j.State == pouw.StateDead })
