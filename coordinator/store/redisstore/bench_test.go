@@ -124,7 +124,7 @@ func benchClaimSubmit(b *testing.B, workers int) {
 	opts := store.DefaultOptions()
 	opts.MaxEvents = 1000 // events are capped by count; keep them out of the per-job figure
 	prefix := uniquePrefix()
-	s := newProdStore(b, c, prefix, opts)
+	s := newStore(b, c, prefix, opts)
 	var provers []string
 	for w := range workers {
 		provers = append(provers, fmt.Sprintf("w%02d", w))
@@ -211,7 +211,7 @@ func benchClaimSubmit(b *testing.B, workers int) {
 func BenchmarkRedisScriptServerTime(b *testing.B) {
 	ctx := context.Background()
 	c := benchClient(b, 4)
-	s := newProdStore(b, c, uniquePrefix(), store.DefaultOptions())
+	s := newStore(b, c, uniquePrefix(), store.DefaultOptions())
 	setup(b, s, "w00")
 	deadline := time.Now().Add(time.Hour).UnixMilli()
 	u0 := evalshaUsec(b, c)
@@ -257,7 +257,7 @@ func BenchmarkRedisClaimDepth(b *testing.B) {
 		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
 			ctx := context.Background()
 			c := benchClient(b, 16)
-			s := newProdStore(b, c, uniquePrefix(), store.DefaultOptions())
+			s := newStore(b, c, uniquePrefix(), store.DefaultOptions())
 			setup(b, s, "w00")
 			deadline := time.Now().Add(time.Hour).UnixMilli()
 			var next atomic.Int64

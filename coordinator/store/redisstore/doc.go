@@ -7,8 +7,9 @@
 // everything before its first write, because Redis never rolls a script
 // back; an error reply therefore means nothing changed. Time inside the
 // scripts is Redis TIME, so every coordinator judges leases and deadlines
-// by one clock. (Options.TestClock adds an offset and an optional frozen
-// base read from test-only keys, so tests move time without sleeping.)
+// by one clock. Scripts add an offset read from a test-only key, and take
+// the base from another when it is set, so tests move time without
+// sleeping; both keys are absent in production.
 //
 // # Redis settings it needs
 //
@@ -63,7 +64,7 @@
 //	B evseq                   INCR counter of event ids
 //	B events                  stream, entry id "<event id>-0", capped at MaxEvents
 //	                          (exactly below 1000, by whole stream nodes above)
-//	B test:clock_offset_ms    test-only (Options.TestClock): ms added to the clock
+//	B test:clock_offset_ms    test-only: ms added to the clock
 //	B test:clock_frozen_ms    test-only: replaces Redis TIME when set
 //
 // Status counts jobs per state from these indexes (ZCARD), so transitions

@@ -92,14 +92,8 @@ func (k testClock) Now(t testing.TB) time.Time {
 	return time.UnixMilli(ms)
 }
 
-// newStore makes a store whose clock the test drives (testClock).
+// newStore makes a store with a fresh prefix on srv.
 func newStore(t testing.TB, c *redis.Client, prefix string, opts store.Options) *redisstore.Store {
-	t.Helper()
-	return newStoreWith(t, c, redisstore.Options{Options: opts, Prefix: prefix, TestClock: true})
-}
-
-// newProdStore makes a store configured as in production: Redis TIME only.
-func newProdStore(t testing.TB, c *redis.Client, prefix string, opts store.Options) *redisstore.Store {
 	t.Helper()
 	return newStoreWith(t, c, redisstore.Options{Options: opts, Prefix: prefix})
 }

@@ -155,7 +155,7 @@ func TestRedisCrashLosesNoCompletedJobAndNoSeq(t *testing.T) {
 		ReadTimeout: time.Second, WriteTimeout: time.Second, PoolSize: 32,
 	})
 	t.Cleanup(func() { c.Close() })
-	s := newProdStore(t, c, "crash", store.DefaultOptions())
+	s := newStore(t, c, "crash", store.DefaultOptions())
 	const workers = 6
 	var provers []string
 	for w := range workers {

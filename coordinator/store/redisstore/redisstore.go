@@ -35,18 +35,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Rand is the source of lease tokens (default crypto/rand.Reader).
 	Rand io.Reader
-	// TestClock makes the scripts read the test-only clock keys
-	// (ClockOffsetKey, ClockFrozenKey), so tests move time without
-	// sleeping. Never set in production: it costs a read per script and
-	// lets anyone who can write those keys move the store's clock.
-	TestClock bool
 }
 
 // Store is a store.Store on Redis.
 type Store struct {
 	c    redis.UniversalClient
 	opts Options
-	keys []string // "{prefix}:" (and "{prefix}:test:" with TestClock); see scripts.go
+	keys []string // "{prefix}:", the only declared key; see scripts.go
 	cfg  []any    // ARGV[1..7]
 	s    scripts
 	log  *slog.Logger
@@ -101,10 +96,6 @@ func New(ctx context.Context, client redis.UniversalClient, opts Options) (*Stor
 		s:    newScripts(),
 		log:  opts.Logger.With("component", "redisstore", "prefix", opts.Prefix),
 	}
-	if opts.TestClock {
-		// A second declared key tells the scripts to read the clock keys.
-		s.keys = append(s.keys, s.keys[0]+"test:")
-	}
 	s.cfg = []any{
 		opts.MaxEvents,
 		opts.LeaseDuration[0].Milliseconds(), opts.LeaseDuration[1].Milliseconds(), opts.LeaseDuration[2].Milliseconds(),
@@ -147,7 +138,9 @@ func (s *Store) checkConfig(ctx context.Context) {
 }
 
 // ClockOffsetKey is the test-only key whose integer value (ms) the scripts
-// add to Redis TIME. Tests INCRBY it to move the store's clock forward.
+// add to Redis TIME. Tests INCRBY it to move the store's clock forward. In
+// production it is absent; anyone who can write it can move the clock, as
+// anyone who can write the deployment's keys can do anything.
 func ClockOffsetKey(prefix string) string { return "{" + prefix + "}:test:clock_offset_ms" }
 
 // ClockFrozenKey is the test-only key that, when set, replaces Redis TIME

@@ -6,8 +6,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Every script gets KEYS[1] = the deployment's key base "{prefix}:" (and
-// KEYS[2] = "{prefix}:test:" when the store reads the test clock) and
+// Every script gets KEYS[1] = the deployment's key base "{prefix}:" and
 // ARGV[1..7] = the store's configuration (see Store.cfg); its own arguments
 // start at ARGV[8]. Every key is built from KEYS[1], so all of them live in
 // one hash slot (Redis Cluster runs the script on that slot's node).
@@ -42,21 +41,17 @@ local function hex16(n) return string.format('%016x', n) end
 local function jkey(id) return K .. 'job:' .. id end
 local function hkey(id) return K .. 'hist:' .. id end
 
--- The store's clock: Redis TIME. A store made with Options.TestClock (it
--- declares a second key) adds the test-only offset key and may freeze the
--- base time, so that a test reads the same millisecond as the script that
--- ran before it.
+-- The store's clock: Redis TIME plus the test-only offset key (absent in
+-- production). Tests may also freeze the base time, so that a test reads
+-- the same millisecond as the script that ran before it.
 local function now_ms()
-  local base, off = nil, 0
-  if KEYS[2] then
-    local v = redis.call('MGET', K .. 'test:clock_offset_ms', K .. 'test:clock_frozen_ms')
-    base, off = tonumber(v[2]), tonumber(v[1]) or 0
-  end
+  local v = redis.call('MGET', K .. 'test:clock_offset_ms', K .. 'test:clock_frozen_ms')
+  local base = tonumber(v[2])
   if not base then
     local t = redis.call('TIME')
     base = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  return base + off
+  return base + (tonumber(v[1]) or 0)
 end
 
 -- expired reports whether a completed job's detail is past retention by
