@@ -157,13 +157,15 @@ func New(opts Options) (*Agent, error) {
 // Run claims and proves until ctx is cancelled, then drains: it stops
 // claiming, lets running proofs finish for DrainGrace, cancels the rest and
 // releases their leases (no failure counted). It returns nil after a clean
-// drain.
+// drain, or an error wrapping client.ErrUnauthorized / ErrForbidden when the
+// coordinator refuses the farm's token (after draining likewise).
 func (a *Agent) Run(ctx context.Context) error {
 	// Proofs run under work, not ctx, so shutdown does not kill them at once.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 
 	idle := 0
+	var runErr error
 	for ctx.Err() == nil {
 		if a.o.GPUs != nil {
 			a.o.Pool.SyncGPUHealth(a.o.GPUs.Devices())
@@ -177,7 +179,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		granted, reachable := a.claimOnce(ctx, work, claims)
+		granted, reachable, fatal := a.claimOnce(ctx, work, claims)
+		if fatal != nil {
+			// A token the coordinator refuses will not start working by
+			// itself: stop (after draining) and say why.
+			a.log.Error("the coordinator refuses this farm's token; stopping", "err", fatal)
+			runErr = fatal
+			break
+		}
 		if granted {
 			idle = 0
 			continue
@@ -198,12 +207,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		stopWork()
 		<-done
 	}
-	return nil
+	return runErr
 }
 
 // claimOnce tries the pool's claims in order and starts the first job
-// granted. reachable is false when the coordinator could not be asked.
-func (a *Agent) claimOnce(ctx, work context.Context, claims []scheduler.Claim) (granted, reachable bool) {
+// granted. reachable is false when the coordinator could not be asked;
+// fatal is set when it refuses the token.
+func (a *Agent) claimOnce(ctx, work context.Context, claims []scheduler.Claim) (granted, reachable bool, fatal error) {
 	for _, c := range claims {
 		start := time.Now()
 		resp, err := a.o.Coordinator.Claim(ctx, pouw.ClaimRequest{
@@ -217,15 +227,18 @@ func (a *Agent) claimOnce(ctx, work context.Context, claims []scheduler.Claim) (
 			continue
 		default:
 			a.m.claimSeconds.WithLabelValues("error").Observe(time.Since(start).Seconds())
+			if errors.Is(err, client.ErrUnauthorized) || errors.Is(err, client.ErrForbidden) {
+				return false, true, fmt.Errorf("agent: claim refused: %w", err)
+			}
 			if ctx.Err() == nil {
 				a.log.Warn("claim failed; backing off", "err", err)
 			}
-			return false, false
+			return false, false, nil
 		}
 		a.start(work, resp)
-		return true, true
+		return true, true, nil
 	}
-	return false, true
+	return false, true, nil
 }
 
 // start reserves a slot for a granted job and proves it in a goroutine. A

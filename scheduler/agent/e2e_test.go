@@ -350,3 +350,32 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name string, want map[str
 	}
 	return sum
 }
+
+func TestRefusedTokenStopsTheFarmWithAClearError(t *testing.T) {
+	c := newCoord(t, coordOptions{verifier: api.NoBackends{}})
+	cl, err := client.New(c.url, client.Options{Token: "pouwp_not-a-token", MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := backends.NewRegistry(mustNotProve{t: t, proved: make(chan struct{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, _, err := scheduler.DeviceModel(scheduler.HostOptions{CPUCores: 1, HostMemoryBytes: 1 << 30}, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc, err := scheduler.NewAllocator(slots, agent.SchedulerBackends(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Options{Coordinator: cl, ProverID: "ghost", Pool: scheduler.NewPool(alloc), Backends: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := a.Run(ctx); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("Run with a refused token = %v, want ErrUnauthorized", err)
+	}
+}
