@@ -219,8 +219,9 @@ func (b *Backend) verify(ctx context.Context, st backends.Statement, proofBytes 
 
 // nsPerRowCore is the prover's CPU time per trace row at the default
 // options, measured on the benchmark machine (2-core AMD EPYC,
-// bench/stark.md: about 6 CPU-seconds for 2^16 rows) and rounded up.
-const nsPerRowCore = 95000
+// bench/stark.md: 4.5 CPU-seconds for 2^16 rows, 18.5 for 2^18) and
+// rounded up.
+const nsPerRowCore = 75000
 
 // Estimate implements backends.Backend: memory from the sizes of the
 // buffers the prover keeps (docs/proof-formats.md, Memory), time from the
@@ -248,7 +249,7 @@ func MemoryBytes(n int64, o air.Options) int64 {
 	lde := bl * n * (w + 2 + 2*k) * 8
 	trees := 3 * 2 * bl * n * 32
 	deep := bl*n*16*2 + bl*n*16/2 + bl*n*32/2
-	// The Go heap runs about 30% above the live set (measured peak RSS
-	// 0.66 GB at 2^16 rows).
-	return (trace + lde + trees + deep) * 13 / 10
+	// Headroom for the Go heap above the live set (measured peak RSS
+	// 0.53 GB at 2^16 rows; this gives 0.58 GB).
+	return (trace + lde + trees + deep) * 115 / 100
 }
