@@ -53,6 +53,16 @@ type Statement struct {
 	ProverID  string
 }
 
+// StatementOf derives the statement of a whole trace: its header and its
+// BLAKE3 trace_hash, bound to jobID and proverID (empty offline).
+func StatementOf(t *trace.Trace, jobID, proverID string) (Statement, error) {
+	h, err := trace.Hash(t)
+	if err != nil {
+		return Statement{}, err
+	}
+	return Statement{Header: &t.Header, TraceHash: h, JobID: jobID, ProverID: proverID}, nil
+}
+
 // Resources is what proving one trace needs, for the scheduler's
 // feasibility checks and its estimate of when a job finishes.
 type Resources struct {

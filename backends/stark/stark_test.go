@@ -29,11 +29,11 @@ func newBackend(t testing.TB, cfg stark.Config) *stark.Backend {
 
 func statement(t testing.TB, tr *trace.Trace, job, prover string) backends.Statement {
 	t.Helper()
-	h, err := trace.Hash(tr)
+	st, err := backends.StatementOf(tr, job, prover)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return backends.Statement{Header: &tr.Header, TraceHash: h, JobID: job, ProverID: prover}
+	return st
 }
 
 func macro(t testing.TB, name string, steps uint64) *trace.Trace {
