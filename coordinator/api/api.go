@@ -6,8 +6,8 @@
 // two in step.
 //
 // It consumes store.Store, blob.Store and a Verifier it declares; it must
-// not import a store implementation, scheduler or backends (the backend
-// adapter lives in coordinator/backendverify).
+// not import a store implementation, scheduler or backends (the adapter
+// over the backends registry is coordinator.BackendVerifier).
 package api
 
 import (

@@ -10,7 +10,7 @@ import (
 
 // Verifier checks a submitted proof against its job before the coordinator
 // completes the job. It is declared here, by its consumer; the adapter over
-// the backends registry implements it (coordinator/backendverify).
+// the backends registry implements it (coordinator.BackendVerifier).
 //
 // Verify returns nil only for a valid proof. An error wrapping
 // ErrVerifierUnavailable means the check could not be made (a trace blob
