@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/gpu"
@@ -106,8 +108,10 @@ func BenchmarkFarmThroughput(b *testing.B) {
 			farmStart := time.Now()
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
+			farmReg := prometheus.NewRegistry()
 			go func() {
 				done <- devnet.RunFarm(ctx, devnet.FarmOptions{
+					Registry:    farmReg,
 					Coordinator: c.URL, Token: pr.Token, ProverID: "bench-farm",
 					Host: scheduler.HostOptions{CPUCores: slots, HostMemoryBytes: 8 << 30}, GPUs: gpu.Null{Reason: "bench"},
 					Backends: reg, IdleMin: 5 * time.Millisecond, IdleMax: 50 * time.Millisecond,
@@ -141,6 +145,33 @@ func BenchmarkFarmThroughput(b *testing.B) {
 			b.ReportMetric(baseRate, "baseline-jobs/s")
 			b.ReportMetric(farmRate/baseRate, "ratio")
 			b.ReportMetric(float64((farm-base).Milliseconds())*slots/n, "overhead-ms/job")
+			// Measured directly: mean claim (granted) + download + submit
+			// (which includes the coordinator's verification).
+			mean := func(name, label, value string) float64 {
+				mfs, err := farmReg.Gather()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, mf := range mfs {
+					if mf.GetName() != name {
+						continue
+					}
+					for _, m := range mf.GetMetric() {
+						for _, l := range m.GetLabel() {
+							if l.GetName() == label && l.GetValue() == value && m.GetHistogram().GetSampleCount() > 0 {
+								return m.GetHistogram().GetSampleSum() / float64(m.GetHistogram().GetSampleCount())
+							}
+						}
+					}
+				}
+				return 0
+			}
+			claim := mean("pouw_farm_claim_duration_seconds", "result", "granted")
+			dl := mean("pouw_farm_stage_duration_seconds", "stage", "download")
+			sub := mean("pouw_farm_stage_duration_seconds", "stage", "submit")
+			b.ReportMetric(claim*1000, "claim-ms")
+			b.ReportMetric(dl*1000, "download-ms")
+			b.ReportMetric(sub*1000, "submit+verify-ms")
 		})
 	}
 }

@@ -311,7 +311,9 @@ func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse,
 	if err != nil {
 		return OutcomeFailed, "farm does not run backend: " + err.Error(), 0
 	}
+	dlStart := time.Now()
 	blob, err := a.download(jobCtx, j)
+	a.m.stageSeconds.WithLabelValues("download").Observe(time.Since(dlStart).Seconds())
 	if jobCtx.Err() != nil {
 		return "", "", 0
 	}
@@ -363,7 +365,9 @@ func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse,
 	// coordinator verifies: the proof is done, deliver it.
 	subCtx, cancel := context.WithTimeout(context.WithoutCancel(jobCtx), 10*time.Minute)
 	defer cancel()
+	subStart := time.Now()
 	_, err = a.o.Coordinator.Submit(subCtx, j.JobID, lease.LeaseToken, proof)
+	a.m.stageSeconds.WithLabelValues("submit").Observe(time.Since(subStart).Seconds())
 	switch {
 	case err == nil:
 		return OutcomeCompleted, "", proving

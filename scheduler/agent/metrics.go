@@ -16,6 +16,7 @@ type metrics struct {
 	proofSeconds *prometheus.HistogramVec
 	claimSeconds *prometheus.HistogramVec
 	slotBusy     *prometheus.GaugeVec
+	stageSeconds *prometheus.HistogramVec
 
 	mu      sync.Mutex
 	running map[string]int
@@ -42,6 +43,11 @@ func newMetrics(reg prometheus.Registerer, pool *scheduler.Pool) (*metrics, erro
 			Name: "pouw_farm_slot_busy_ratio",
 			Help: "Fraction of a slot's job capacity in use (0-1).",
 		}, []string{"slot"}),
+		stageSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pouw_farm_stage_duration_seconds",
+			Help:    "Time of a job's orchestration stages: download (with the BLAKE3 check) and submit (with the coordinator's verification).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+		}, []string{"stage"}),
 		running: map[string]int{},
 		maxJobs: map[string]int{},
 	}
@@ -50,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, pool *scheduler.Pool) (*metrics, erro
 		m.slotBusy.WithLabelValues(s.ID).Set(0)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.jobs, m.proofSeconds, m.claimSeconds, m.slotBusy} {
+		for _, c := range []prometheus.Collector{m.jobs, m.proofSeconds, m.claimSeconds, m.slotBusy, m.stageSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("agent: register metrics: %w", err)
 			}
