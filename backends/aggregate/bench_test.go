@@ -1,0 +1,111 @@
+package aggregate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pouwfarm/pouwfarm/backends"
+	"github.com/pouwfarm/pouwfarm/trace"
+)
+
+// Benchmarks (bench/aggregate.md). By default they use the test keys
+// (steps = 2^8, k = 2); POUW_BENCH_FULL=1 adds the size classes 2^9..2^12
+// and k = 4, 8, 16, setting up (and caching) their keys first — minutes to
+// hours on a small machine.
+func benchFull() bool { return os.Getenv("POUW_BENCH_FULL") == "1" }
+
+// loopSrc runs n iterations of a 4-instruction loop body: 4n+3 steps.
+const loopSrc = `
+.inputs 1
+.outputs r1
+        LI   r1, 1
+loop:   MULI r1, r1, 3
+        ADDI r1, r1, 1
+        ADDI r0, r0, -1
+        JNZ  r0, loop
+        HALT
+`
+
+// fillingTrace is an intent of close to 2^logSteps steps.
+func fillingTrace(b testing.TB, logSteps int) *trace.Trace {
+	n := (uint64(1)<<logSteps - 3) / 4
+	return execute(b, loopSrc, n)
+}
+
+func BenchmarkProve(b *testing.B) {
+	classes := []int{MinLogSteps}
+	if benchFull() {
+		classes = []int{8, 9, 10, 11, 12}
+	}
+	for _, ls := range classes {
+		b.Run(fmt.Sprintf("aggregate/macro/steps=%d", 1<<ls), func(b *testing.B) {
+			p := Params{LogSteps: ls, ProgLen: DefaultProgLen, K: 2}
+			be, err := New(Options{Keys: []*Keys{cachedKeys(b, p)}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr := fillingTrace(b, ls)
+			st := macroStatement(b, tr, "bench", "bench")
+			var proof []byte
+			b.ResetTimer()
+			for range b.N {
+				if proof, err = be.Prove(context.Background(), tr, st); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(len(proof)), "proof_bytes")
+			b.ReportMetric(float64(be.keys[0].IntentConstraints), "constraints")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6/float64(tr.Header.Steps())*1000, "ms/1000steps")
+			t0 := time.Now()
+			if err := be.Verify(context.Background(), st, proof); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "verify_ms")
+		})
+	}
+}
+
+func BenchmarkAggregate(b *testing.B) {
+	ks := []int{2}
+	if benchFull() {
+		ks = []int{2, 4, 8, 16}
+	}
+	for _, k := range ks {
+		b.Run(fmt.Sprintf("aggregate/full/k=%d", k), func(b *testing.B) {
+			p := Params{LogSteps: MinLogSteps, ProgLen: DefaultProgLen, K: k}
+			be, err := New(Options{Keys: []*Keys{cachedKeys(b, p)}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sts := make([]backends.Statement, k)
+			proofs := make([][]byte, k)
+			for i := range k {
+				tr := execute(b, loopSrc, uint64(10+i))
+				sts[i] = macroStatement(b, tr, fmt.Sprintf("child-%d", i), "bench")
+				if proofs[i], err = be.Prove(context.Background(), tr, sts[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var agg []byte
+			b.ResetTimer()
+			for range b.N {
+				if agg, err = be.Aggregate(context.Background(), sts, proofs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(len(agg)), "proof_bytes")
+			b.ReportMetric(float64(be.keys[0].AggConstraints), "constraints")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e9/float64(k), "s/child")
+			t0 := time.Now()
+			if err := be.VerifyAggregate(context.Background(), sts, agg); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "verify_ms")
+		})
+	}
+}
