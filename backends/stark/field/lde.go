@@ -81,18 +81,28 @@ func (d *Domains) Extend(c []Base, out []Base) {
 	if len(out) != d.LDESize || len(c) > d.N {
 		panic("field: Extend size mismatch")
 	}
-	n, b := d.N, d.Blowup
-	tmp := make([]Base, n)
-	for j := range b {
-		clear(tmp)
-		sc := d.scale[j]
-		for k := range c {
-			tmp[d.rev[k]].Mul(&c[k], &sc[k])
-		}
-		d.plan.dit(tmp)
-		for i := range tmp {
-			out[i*b+j] = tmp[i]
-		}
+	tmp := make([]Base, d.N)
+	for j := range d.Blowup {
+		d.ExtendCoset(c, j, out, tmp)
+	}
+}
+
+// ExtendCoset does the j-th of Extend's Blowup transforms: it fills the
+// points j, j+Blowup, j+2·Blowup, ... of out. tmp is scratch of n elements.
+// Separate cosets of one column may run in parallel.
+func (d *Domains) ExtendCoset(c []Base, j int, out, tmp []Base) {
+	if len(out) != d.LDESize || len(c) > d.N || len(tmp) != d.N || j < 0 || j >= d.Blowup {
+		panic("field: ExtendCoset size mismatch")
+	}
+	b := d.Blowup
+	clear(tmp)
+	sc := d.scale[j]
+	for k := range c {
+		tmp[d.rev[k]].Mul(&c[k], &sc[k])
+	}
+	d.plan.dit(tmp)
+	for i := range tmp {
+		out[i*b+j] = tmp[i]
 	}
 }
 

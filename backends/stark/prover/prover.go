@@ -45,24 +45,45 @@ type segment struct {
 }
 
 func commit(ctx context.Context, d *field.Domains, cols [][]field.Base, keepCoeffs bool) (*segment, error) {
-	s := &segment{lde: make([][]field.Base, len(cols))}
+	w, b := len(cols), d.Blowup
+	s := &segment{lde: make([][]field.Base, w)}
+	coeffs := cols
 	if keepCoeffs {
-		s.coeffs = make([][]field.Base, len(cols))
-	}
-	err := par.Each(ctx, len(cols), func(c int) {
-		co := cols[c]
-		if keepCoeffs {
-			co = append([]field.Base(nil), co...)
+		s.coeffs = make([][]field.Base, w)
+		err := par.Each(ctx, w, func(c int) {
+			co := append([]field.Base(nil), cols[c]...)
 			d.Interpolate(co)
 			s.coeffs[c] = co
+		})
+		if err != nil {
+			return nil, err
 		}
+		coeffs = s.coeffs
+	}
+	for c := range s.lde {
 		s.lde[c] = make([]field.Base, d.LDESize)
-		d.Extend(co, s.lde[c])
+	}
+	// One task per (column, coset): fine-grained enough that a cancelled
+	// context stops the extension within one size-n transform. Consecutive
+	// tasks take different columns, so the workers never write interleaved
+	// points of one column (the same cache lines) at once.
+	scratch := make(chan []field.Base, par.Workers())
+	err := par.Each(ctx, w*b, func(t int) {
+		var tmp []field.Base
+		select {
+		case tmp = <-scratch:
+		default:
+			tmp = make([]field.Base, d.N)
+		}
+		d.ExtendCoset(coeffs[t%w], t/w, s.lde[t%w], tmp)
+		select {
+		case scratch <- tmp:
+		default:
+		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	w := len(cols)
 	s.tree, err = merkle.Build(ctx, d.LDESize, 8*w, func(i int, dst []byte) {
 		for c := range w {
 			field.PutBase(dst[8*c:], &s.lde[c][i])
