@@ -256,3 +256,36 @@ func TestEstimateGrowsWithTheCircuit(t *testing.T) {
 		t.Fatalf("a 2^14-row trace is estimated no costlier than a micro window: %+v vs %+v", rb, rs)
 	}
 }
+
+// The farm proves several jobs at once with one Backend: keys, generators
+// and their caches must be shared safely (run with -race).
+func TestConcurrentProofsShareOneBackend(t *testing.T) {
+	fresh := plonkish.New(plonkish.Options{})
+	ctx := context.Background()
+	ws := windows(t, execute(t, fibSrc, 25), 16)[:3]
+	errs := make(chan error, len(ws))
+	for _, w := range ws {
+		go func() {
+			st := statement(t, w, "j", "p")
+			proof, err := fresh.Prove(ctx, w, st)
+			if err == nil {
+				err = fresh.Verify(ctx, st, proof)
+			}
+			errs <- err
+		}()
+	}
+	for range ws {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCancelledContextStopsTheProver(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w := windows(t, execute(t, fibSrc, 25), 16)[0]
+	if _, err := be.Prove(ctx, w, statement(t, w, "", "")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
