@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -215,7 +216,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, c caller) 
 		if errors.Is(verr, ErrVerifierUnavailable) {
 			return verr
 		}
-		reason := verr.Error()
+		// Backends already say "proof rejected: ..."; say it once.
+		reason := strings.TrimPrefix(verr.Error(), ErrProofRejected.Error()+": ")
 		if len(reason) > maxReasonLen {
 			reason = reason[:maxReasonLen]
 		}
