@@ -37,8 +37,8 @@ unreachable, the farm backs off with jitter.
 SIGTERM or Ctrl-C drains: no new claims, running proofs get --drain-grace to
 finish, and the leases of the rest are released (no failure counted).
 
-The prover id must be the one the token was registered under (pouw provers
-register); proofs are bound to it.`,
+The prover id must be the one the token was registered under (an admin's
+POST /v1/pouw/provers returns the token); proofs are bound to it.`,
 		Example: `  pouw farm --coordinator http://coord:8080 --token $TOKEN --prover-id farm-a --cpu 16 --gpus all
   POUW_COORDINATOR=http://coord:8080 POUW_TOKEN=... POUW_PROVER_ID=farm-a pouw farm --gpus 0,1`,
 		Args: cobra.NoArgs,
