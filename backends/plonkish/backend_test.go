@@ -289,3 +289,19 @@ func TestCancelledContextStopsTheProver(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+func TestSecurityBitsNeedsAWellFormedProof(t *testing.T) {
+	w := windows(t, execute(t, fibSrc, 25), 16)[0]
+	st := statement(t, w, "", "")
+	proof, err := be.Prove(context.Background(), w, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bits, err := be.SecurityBits(st, proof)
+	if err != nil || bits != plonkish.SecurityBits {
+		t.Fatalf("SecurityBits = %d, %v", bits, err)
+	}
+	if _, err := be.SecurityBits(st, proof[:100]); !errors.Is(err, backends.ErrInvalidProof) {
+		t.Fatalf("truncated proof: %v", err)
+	}
+}
