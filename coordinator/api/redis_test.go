@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/pouw"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -59,7 +60,7 @@ func redisOn(t testing.TB, prefix string, opts store.Options, freeze bool) (*red
 			t.Fatal(err)
 		}
 	}
-	st, err := redisstore.New(ctx, c, redisstore.Options{Options: opts, Prefix: prefix})
+	st, err := redisstore.New(ctx, c, redisstore.Options{Options: opts, Prefix: prefix, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
