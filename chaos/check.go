@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/zeebo/blake3"
@@ -216,6 +217,12 @@ func Check(s Snapshot) []Violation {
 	return out
 }
 
+// leaseIndexKey is redisstore's lease index of a tier (tiers are numbered
+// in its keys).
+func leaseIndexKey(prefix string, t pouw.JobTier) string {
+	return "{" + prefix + "}:leases:" + strconv.Itoa(int(t))
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	k := make([]string, 0, len(m))
 	for id := range m {
@@ -309,7 +316,7 @@ func (c *Collector) Collect(ctx context.Context, ingested, acked []string) (Snap
 				q.Cursor = p.NextCursor
 			}
 		}
-		leased, err := c.Redis.ZRange(ctx, "{"+c.Prefix+"}:leases:"+t.String(), 0, -1).Result()
+		leased, err := c.Redis.ZRange(ctx, leaseIndexKey(c.Prefix, t), 0, -1).Result()
 		if err != nil {
 			return s, fmt.Errorf("chaos: lease index: %w", err)
 		}
