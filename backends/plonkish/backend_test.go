@@ -71,6 +71,20 @@ func TestMacroAndFullTracesProveAndVerify(t *testing.T) {
 		if err := be.Verify(ctx, st, proof); err != nil {
 			t.Fatalf("%s trace rejected: %v", tr.Header.Tier, err)
 		}
+		// a changed public output of the last intent is rejected
+		h := tr.Header
+		h.Segments = slices.Clone(h.Segments)
+		last := &h.Segments[len(h.Segments)-1]
+		if len(last.Outputs) == 0 {
+			t.Fatalf("%s workload has no outputs to change", tr.Header.Tier)
+		}
+		last.Outputs = slices.Clone(last.Outputs)
+		last.Outputs[0] = (last.Outputs[0] + 1) % 0xffffffff00000001
+		bad := st
+		bad.Header = &h
+		if err := be.Verify(ctx, bad, proof); !rejected(err) {
+			t.Fatalf("%s: changed output accepted: %v", tr.Header.Tier, err)
+		}
 	}
 }
 
