@@ -22,8 +22,10 @@ import (
 )
 
 func init() {
-	commands = append(commands, newIngestCmd, newJobsCmd, newProversCmd, newPoolCmd, newStatusCmd,
-		newEventsCmd, newDeadLetterCmd, newTokensCmd, newBlobCmd)
+	for _, mk := range []func() *cobra.Command{newIngestCmd, newJobsCmd, newProversCmd, newPoolCmd, newStatusCmd,
+		newEventsCmd, newDeadLetterCmd, newTokensCmd, newBlobCmd} {
+		commands = append(commands, func() *cobra.Command { return annotateEnvTwins(mk()) })
+	}
 }
 
 // apiFlags are the connection flags of every command that talks to a

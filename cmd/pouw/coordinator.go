@@ -39,6 +39,23 @@ func apiEnvTwins(cmd *cobra.Command) error {
 	return err
 }
 
+// annotateEnvTwins adds " [POUW_<FLAG>]" to the help of every flag of cmd
+// and its subcommands, so --help shows each flag's environment twin.
+func annotateEnvTwins(cmd *cobra.Command) *cobra.Command {
+	note := func(f *pflag.Flag) {
+		if f.Name == "help" || strings.Contains(f.Usage, "[POUW_") {
+			return
+		}
+		f.Usage += " [POUW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")) + "]"
+	}
+	cmd.Flags().VisitAll(note)
+	cmd.PersistentFlags().VisitAll(note)
+	for _, sub := range cmd.Commands() {
+		annotateEnvTwins(sub)
+	}
+	return cmd
+}
+
 func newCoordinatorCmd() *cobra.Command {
 	var cfg coordinator.Config
 	var tiers, logLevel string
@@ -126,5 +143,5 @@ finish.`,
 	f.DurationVar(&cfg.ReapInterval, "reap-interval", time.Second, "how often expired leases are reaped")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for requests in flight")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	return cmd
+	return annotateEnvTwins(cmd)
 }
