@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	gnarklog "github.com/consensys/gnark/logger"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -20,6 +21,11 @@ func newKeysCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
 		Short: "Proving and verifying keys for backends that need them (aggregate)",
+		PersistentPreRun: func(*cobra.Command, []string) {
+			// gnark logs every compile to stdout; our own slog lines say
+			// what happens.
+			gnarklog.Disable()
+		},
 	}
 	cmd.AddCommand(newKeysSetupCmd(), newKeysCheckCmd())
 	return cmd
