@@ -123,6 +123,17 @@ func TestAuthMatrix(t *testing.T) {
 				check("POST", "/v1/pouw/jobs/"+id+lr.suffix, "application/json", b, prover, true)
 			}
 
+			// The event stream, whose body never ends: check the status only.
+			for _, c := range callers {
+				want := 200
+				if c.token == "" && !publicRead {
+					want = 401
+				}
+				if got := streamStatus(t, e, c.token); got != want {
+					t.Errorf("GET /v1/pouw/events as %s: %d, want %d", c.name, got, want)
+				}
+			}
+
 			// A made-up token and a malformed header are 401 everywhere but
 			// the public routes.
 			for _, h := range []string{"pouwp_not-a-real-token", "not-even-a-prover-token"} {
@@ -154,4 +165,22 @@ func TestProverTokenIsShownOnceAndStoredOnlyAsHash(t *testing.T) {
 			t.Errorf("%s shows a prover token", path)
 		}
 	}
+}
+
+// streamStatus opens the event stream with token and returns the status,
+// closing the stream at once.
+func streamStatus(t *testing.T, e *env, token string) int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/pouw/events", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode
 }
