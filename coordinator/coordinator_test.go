@@ -19,6 +19,7 @@ import (
 	"github.com/pouwfarm/pouwfarm/coordinator"
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
+	"github.com/pouwfarm/pouwfarm/internal/redistest"
 	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/trace"
 	"github.com/pouwfarm/pouwfarm/trace/workload"
@@ -81,7 +82,16 @@ func encode(t *testing.T, tr *trace.Trace) []byte {
 // trace, proves it with the STARK backend and submits: the coordinator
 // verifies it and pays. A proof made for another prover is rejected.
 func TestRealProofCompletesJobAndForeignProofIsRejected(t *testing.T) {
-	c, admin, _ := start(t, coordinator.Config{})
+	t.Run("bolt+files", func(t *testing.T) { testRealProof(t, coordinator.Config{}) })
+	t.Run("redis+redis-blobs", func(t *testing.T) {
+		srv := redistest.Start(t, redistest.Options{})
+		url := "redis://" + srv.Addr() + "/0"
+		testRealProof(t, coordinator.Config{Store: url, Blobs: url, RedisPrefix: "e2e"})
+	})
+}
+
+func testRealProof(t *testing.T, cfg coordinator.Config) {
+	c, admin, _ := start(t, cfg)
 	ctx := context.Background()
 	if _, err := admin.Deposit(ctx, 1000, "test"); err != nil {
 		t.Fatal(err)
