@@ -27,6 +27,9 @@ export CGO_CFLAGS="${CGO_CFLAGS:--Wno-deprecated-declarations}"
 echo "== go vet"
 go vet ./...
 
+echo "== no-cgo build (CPU-only fallback of gpu/)"
+CGO_ENABLED=0 go build ./...
+
 echo "== test vectors against b3sum"
 ./scripts/crosscheck-jobids.sh
 echo "== trace test vectors against b3sum"
