@@ -78,8 +78,15 @@ func (cs *ConstraintSystem) yPowArgs(ch *challenges) fr.Element {
 // argumentsNumerator folds the lookup and permutation identities.
 func (cs *ConstraintSystem) argumentsNumerator(e *env, ch *challenges) fr.Element {
 	var acc fr.Element
+	cs.lookupIdentities(e, ch, &acc)
+	cs.permIdentities(e, ch, &acc)
+	return acc
+}
+
+// lookupIdentities folds the lookups' identities into acc (Horner in y).
+func (cs *ConstraintSystem) lookupIdentities(e *env, ch *challenges, acc *fr.Element) {
 	push := func(v *fr.Element) {
-		acc.Mul(&acc, &ch.y).Add(&acc, v)
+		acc.Mul(acc, &ch.y).Add(acc, v)
 	}
 	var one, notLast, t, u fr.Element
 	one.SetOne()
@@ -129,6 +136,16 @@ func (cs *ConstraintSystem) argumentsNumerator(e *env, ch *challenges) fr.Elemen
 		u.Add(&u, &m).Mul(&u, &notLast)
 		push(&u)
 	}
+}
+
+// permIdentities folds the permutation argument's identities into acc.
+func (cs *ConstraintSystem) permIdentities(e *env, ch *challenges, acc *fr.Element) {
+	push := func(v *fr.Element) {
+		acc.Mul(acc, &ch.y).Add(acc, v)
+	}
+	var one, notLast, t fr.Element
+	one.SetOne()
+	notLast.Sub(&one, &e.lLast)
 	if len(cs.Perm) > 0 {
 		nz := cs.numPermZ()
 		z0 := e.z(0, 0)
@@ -158,5 +175,4 @@ func (cs *ConstraintSystem) argumentsNumerator(e *env, ch *challenges) fr.Elemen
 			push(&left)
 		}
 	}
-	return acc
 }

@@ -371,6 +371,8 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 		}
 		acc := make([]fr.Element, vecBlock)
 		val := make([]fr.Element, vecBlock)
+		lv := &lookupVec{cs: cs, ch: &ch, e: e, shift: shift, l0: pk.l0Ext, lLast: pk.lLastExt,
+			m: mExt, phi: phiExt, h: hExt, hIndex: hIndex}
 		for b := bLo; b < bHi; b++ {
 			lo, hi := b*vecBlock, min((b+1)*vecBlock, e)
 			acc, val := acc[:hi-lo], val[:hi-lo]
@@ -396,10 +398,14 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 					}
 				}
 			}
+			args := lv.identities(lo, src, pool)
 			for i := range acc {
 				row = lo + i
-				en.l0, en.lLast = pk.l0Ext[row], pk.lLastExt[row]
-				v := cs.argumentsNumerator(en, &ch)
+				v := args[i]
+				if len(cs.Perm) > 0 {
+					en.l0, en.lLast = pk.l0Ext[row], pk.lLastExt[row]
+					cs.permIdentities(en, &ch, &v)
+				}
 				acc[i].Mul(&acc[i], &yA).Add(&acc[i], &v)
 				quot[row].Mul(&acc[i], &dom.zhInv[row%shift])
 			}
