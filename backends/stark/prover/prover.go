@@ -255,22 +255,13 @@ func Prove(ctx context.Context, a air.AIR, main [][]field.Base, seed []byte, opt
 		})
 		return out
 	}
-	joined := func(v []field.Ext) []field.Ext {
-		out := make([]field.Ext, len(v)/2)
-		for i := range out {
-			out[i] = joinExt(v[2*i], v[2*i+1])
-		}
-		return out
-	}
 	pf.OODMainCur = evalAt(mainSeg.coeffs, z)
 	pf.OODMainNext = evalAt(mainSeg.coeffs, zg)
-	var auxZ, auxZG []field.Ext
 	if auxSeg != nil {
-		auxZ, auxZG = evalAt(auxSeg.coeffs, z), evalAt(auxSeg.coeffs, zg)
-		pf.OODAuxCur, pf.OODAuxNext = joined(auxZ), joined(auxZG)
+		pf.OODAuxCur = joined(evalAt(auxSeg.coeffs, z))
+		pf.OODAuxNext = joined(evalAt(auxSeg.coeffs, zg))
 	}
-	compZ := evalAt(compSeg.coeffs, z)
-	pf.OODComp = joined(compZ)
+	pf.OODComp = joined(evalAt(compSeg.coeffs, z))
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -279,8 +270,8 @@ func Prove(ctx context.Context, a air.AIR, main [][]field.Base, seed []byte, opt
 	// 5. DEEP composition over the LDE domain.
 	deep, err := deepPoly(ctx, d, tr, z, zg,
 		[]*segment{mainSeg, auxSeg, compSeg},
-		[][]field.Ext{pf.OODMainCur, joinedOrNil(auxZ), pf.OODComp},
-		[][]field.Ext{pf.OODMainNext, joinedOrNil(auxZG), nil})
+		[][]field.Ext{pf.OODMainCur, pf.OODAuxCur, pf.OODComp},
+		[][]field.Ext{pf.OODMainNext, pf.OODAuxNext, nil})
 	if err != nil {
 		return nil, err
 	}
@@ -321,10 +312,9 @@ func powers(x field.Ext, n int) []field.Ext {
 	return out
 }
 
-func joinedOrNil(v []field.Ext) []field.Ext {
-	if v == nil {
-		return nil
-	}
+// joined turns the values of split extension columns (a0 and a1 parts, as
+// extension values at an extension point) back into the columns' values.
+func joined(v []field.Ext) []field.Ext {
 	out := make([]field.Ext, len(v)/2)
 	for i := range out {
 		out[i] = joinExt(v[2*i], v[2*i+1])
