@@ -180,6 +180,8 @@ type Server struct {
 	hub     *hub
 	handler http.Handler
 	routes  []Route
+	// promHandler serves the registry in the exposition format.
+	promHandler http.Handler
 }
 
 // New builds a Server.
@@ -195,6 +197,8 @@ func New(opts Options) (*Server, error) {
 	s.auth = newAuthenticator(opts.AdminToken, opts.Store)
 	s.metrics = newMetrics(opts.Registry, opts.Store)
 	s.hub = newHub(opts.Store, opts.Logger, opts.EventPoll, opts.EventRing, s.metrics.observeEvent)
+	s.promHandler = promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)})
 	s.handler = s.buildMux()
 	return s, nil
 }
@@ -325,7 +329,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ caller) error {
-	promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}).ServeHTTP(w, r)
+	s.promHandler.ServeHTTP(w, r)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/pouw"
@@ -37,6 +38,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 	if err := wantContentType(r, "application/json"); err != nil {
 		return err
 	}
+	// The server has no overall ReadTimeout (blob uploads may be long); a
+	// JSON body that trickles in slower than this is cut off instead.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(jsonReadTimeout))
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -63,6 +67,9 @@ func wantContentType(r *http.Request, want string) error {
 	}
 	return nil
 }
+
+// jsonReadTimeout bounds how long reading one JSON body may take.
+const jsonReadTimeout = 30 * time.Second
 
 // Paging bounds of the list routes.
 const (

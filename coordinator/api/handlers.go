@@ -336,6 +336,14 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request, _ caller)
 	if r.ContentLength > s.opts.Limits.MaxTraceBytes {
 		return errorf(http.StatusRequestEntityTooLarge, pouw.CodeTooLarge, "blob of %d bytes exceeds the limit of %d", r.ContentLength, s.opts.Limits.MaxTraceBytes)
 	}
+	// An upload must keep up at least ~1 MiB/s (plus a minute of slack),
+	// so a trickling client cannot hold a connection and a temp file
+	// forever; without a length it gets the time of the largest blob.
+	size := r.ContentLength
+	if size < 0 {
+		size = s.opts.Limits.MaxTraceBytes
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Minute + time.Duration(size>>20)*time.Second))
 	body := http.MaxBytesReader(w, r.Body, s.opts.Limits.MaxTraceBytes)
 	n, created, err := s.blobs.Put(r.Context(), h, body, s.opts.Limits.MaxTraceBytes)
 	if err != nil {

@@ -257,6 +257,7 @@ func (c *Client) once(ctx context.Context, rq request) (*http.Response, error) {
 	if c.opts.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
 	}
+	req.Header.Set("User-Agent", "pouwfarm-client/1")
 	return c.hc.Do(req)
 }
 
