@@ -67,7 +67,7 @@ func Keygen(params *ipa.Params, c Circuit) (*ProvingKey, error) {
 	vk.delta.SetUint64(5) // the generator of Fr*: the cosets delta^i H are disjoint
 	pk := &ProvingKey{VK: vk, dom: dom, fixedValues: a.Fixed}
 
-	pk.fixedCoeffs, pk.fixedExt, vk.FixedCommits, err = commitColumns(params, dom, a.Fixed)
+	pk.fixedCoeffs, pk.fixedExt, vk.FixedCommits, err = commitColumns(params, dom, a.Fixed, false)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func Keygen(params *ipa.Params, c Circuit) (*ProvingKey, error) {
 	}
 	sigmas := permutationSigmas(cs, n, a.copies, dom.omega, vk.delta)
 	pk.sigmaValues = sigmas
-	pk.sigmaCoeffs, pk.sigmaExt, vk.SigmaCommits, err = commitColumns(params, dom, sigmas)
+	pk.sigmaCoeffs, pk.sigmaExt, vk.SigmaCommits, err = commitColumns(params, dom, sigmas, false)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,11 @@ func Keygen(params *ipa.Params, c Circuit) (*ProvingKey, error) {
 	return pk, nil
 }
 
-func commitColumns(params *ipa.Params, dom *domains, values [][]fr.Element) (coeffs, ext [][]fr.Element, commits []bn254.G1Affine, err error) {
+// commitColumns interpolates, extends and commits columns. Keygen commits
+// coefficients (lagrange false): a verifier then never pays for the
+// Lagrange-basis generators, which only the prover's many witness
+// columns repay.
+func commitColumns(params *ipa.Params, dom *domains, values [][]fr.Element, lagrange bool) (coeffs, ext [][]fr.Element, commits []bn254.G1Affine, err error) {
 	coeffs = make([][]fr.Element, len(values))
 	ext = make([][]fr.Element, len(values))
 	commits = make([]bn254.G1Affine, len(values))
@@ -111,7 +115,11 @@ func commitColumns(params *ipa.Params, dom *domains, values [][]fr.Element) (coe
 		dom.toCoeffs(c)
 		coeffs[i] = c
 		ext[i] = dom.toExt(c)
-		commits[i], errs[i] = params.CommitLagrange(values[i])
+		if lagrange {
+			commits[i], errs[i] = params.CommitLagrange(values[i])
+		} else {
+			commits[i], errs[i] = params.Commit(c)
+		}
 	})
 	for _, err := range errs {
 		if err != nil {
@@ -199,3 +207,7 @@ func checkCopies(cs *ConstraintSystem, copies [][2]cell) error {
 	}
 	return nil
 }
+
+// WarmProver derives what only the prover needs (the Lagrange-basis
+// generators) ahead of the first proof.
+func (pk *ProvingKey) WarmProver() { pk.VK.params.WarmLagrange() }

@@ -203,7 +203,7 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 		}
 		mVals[li], tVals[li] = m, tv
 	}
-	mCoeffs, mExt, mCommits, err := commitColumns(params, dom, mVals)
+	mCoeffs, mExt, mCommits, err := commitColumns(params, dom, mVals, true)
 	if err != nil {
 		return nil, err
 	}
@@ -288,15 +288,15 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 	if err != nil {
 		return nil, err
 	}
-	hCoeffs, hExt, hCommits, err := commitColumns(params, dom, hVals)
+	hCoeffs, hExt, hCommits, err := commitColumns(params, dom, hVals, true)
 	if err != nil {
 		return nil, err
 	}
-	phiCoeffs, phiExt, phiCommits, err := commitColumns(params, dom, phiVals)
+	phiCoeffs, phiExt, phiCommits, err := commitColumns(params, dom, phiVals, true)
 	if err != nil {
 		return nil, err
 	}
-	zCoeffs, zExt, zCommits, err := commitColumns(params, dom, zVals)
+	zCoeffs, zExt, zCommits, err := commitColumns(params, dom, zVals, true)
 	if err != nil {
 		return nil, err
 	}

@@ -102,3 +102,11 @@ func (p *Params) CommitLagrange(v []fr.Element) (bn254.G1Affine, error) {
 	c.ScalarMultiplication(&c, nInv.BigInt(new(big.Int)))
 	return c, nil
 }
+
+// WarmLagrange derives the Lagrange-basis generators now (a group FFT of
+// N points, once per size), so the first CommitLagrange does not pay.
+func (p *Params) WarmLagrange() {
+	if p.gens != nil {
+		p.gens.lagrange(p)
+	}
+}
