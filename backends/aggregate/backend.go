@@ -240,6 +240,8 @@ func digests(p Params, ss []intentStatement) ([]fr377.Element, error) {
 func (b *Backend) Prove(ctx context.Context, t *trace.Trace, st backends.Statement) ([]byte, error) {
 	if st.Header == nil {
 		st.Header = &t.Header
+	} else if st.Header != &t.Header && trace.StatementDigest(st.Header) != trace.StatementDigest(&t.Header) {
+		return nil, fmt.Errorf("%w: the statement's header is not the trace's", ErrWitness)
 	}
 	if err := trace.Check(t); err != nil {
 		return nil, fmt.Errorf("%w: %w", backends.ErrInvalidTrace, err)

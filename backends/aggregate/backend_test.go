@@ -205,6 +205,10 @@ func TestProveRefusesInvalidTracesAndOversizedIntents(t *testing.T) {
 	if _, err := b.Prove(ctx, bad, macroStatement(t, tr, "j", "p")); !errors.Is(err, backends.ErrInvalidTrace) {
 		t.Errorf("mutated trace: got %v", err)
 	}
+	other := execute(t, fibSrc, 5)
+	if _, err := b.Prove(ctx, tr, macroStatement(t, other, "j", "p")); !errors.Is(err, ErrWitness) {
+		t.Errorf("statement of another trace: got %v", err)
+	}
 	long := execute(t, fibSrc, 200) // 5·200+4 steps > 2^8
 	if _, err := b.Prove(ctx, long, macroStatement(t, long, "j", "p")); !errors.Is(err, ErrNoKeys) {
 		t.Errorf("intent past the size class: got %v", err)
