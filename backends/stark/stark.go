@@ -239,17 +239,17 @@ func (b *Backend) Estimate(h *trace.Header) backends.Resources {
 // MemoryBytes is the prover's peak memory for a trace of n rows: the trace
 // (twice: row-major input and columns), column coefficients, every
 // segment's LDE (59 main, 2 aux and 2k composition base columns at blowup
-// b), three row Merkle trees (2·b·n digests each), the DEEP evaluations and
-// the FRI layers with their trees.
+// b), three row Merkle trees (b·n digests each: leaf hashes are not kept),
+// the DEEP evaluations and the FRI layers with their trees.
 func MemoryBytes(n int64, o air.Options) int64 {
 	const w = trace.Width
 	bl := int64(o.Blowup)
 	k := int64(3) // composition width: 2, or 3 for windows and batches
 	trace := 3 * n * w * 8
 	lde := bl * n * (w + 2 + 2*k) * 8
-	trees := 3 * 2 * bl * n * 32
+	trees := 3 * bl * n * 32
 	deep := bl*n*16*2 + bl*n*16/2 + bl*n*32/2
 	// Headroom for the Go heap above the live set (measured peak RSS
-	// 0.53 GB at 2^16 rows; this gives 0.58 GB).
+	// 0.52 GB at 2^16 rows; this gives 0.52 GB).
 	return (trace + lde + trees + deep) * 115 / 100
 }

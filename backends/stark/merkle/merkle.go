@@ -27,11 +27,22 @@ type Digest [32]byte
 // ErrBadProof is returned when an opening does not lead to the root.
 var ErrBadProof = errors.New("merkle: opening does not match the root")
 
-// Tree is a complete binary tree in heap order: nodes[1] is the root,
-// nodes[leaves+i] the hash of leaf i.
+// Tree is a complete binary tree in heap order: nodes[1] is the root and
+// nodes[x] for x < leaves the internal nodes. Leaf hashes are not stored
+// (that would double the tree's memory); they are recomputed from the leaf
+// bytes when an opening needs them.
 type Tree struct {
-	nodes  []Digest
-	leaves int
+	nodes   []Digest
+	leaves  int
+	leafLen int
+	leaf    func(i int, dst []byte)
+	root    Digest
+}
+
+func (t *Tree) leafHash(i int, buf []byte) Digest {
+	buf[0] = 0
+	t.leaf(i, buf[1:])
+	return hashLeafBuf(buf)
 }
 
 // HashLeaf returns BLAKE3(0x00 || data).
@@ -56,24 +67,31 @@ func HashNode(l, r *Digest) Digest {
 }
 
 // Build hashes n leaves (n a power of two ≥ 1) in parallel. leaf(i, dst)
-// writes the bytes of leaf i into dst (of leafLen bytes).
+// writes the bytes of leaf i into dst (of leafLen bytes); the tree keeps
+// leaf to recompute leaf hashes for openings, so the bytes it reads must
+// not change afterwards.
 func Build(ctx context.Context, n, leafLen int, leaf func(i int, dst []byte)) (*Tree, error) {
 	if n < 1 || n&(n-1) != 0 {
 		return nil, fmt.Errorf("merkle: %d leaves is not a power of two", n)
 	}
-	t := &Tree{nodes: make([]Digest, 2*n), leaves: n}
-	err := par.For(ctx, n, 1<<12, func(lo, hi int) {
+	t := &Tree{nodes: make([]Digest, n), leaves: n, leafLen: leafLen, leaf: leaf}
+	if n == 1 {
+		t.root = t.leafHash(0, make([]byte, 1+leafLen))
+		return t, ctx.Err()
+	}
+	// Leaves are hashed in pairs straight into their parents.
+	err := par.For(ctx, n/2, 1<<11, func(lo, hi int) {
 		buf := make([]byte, 1+leafLen)
 		for i := lo; i < hi; i++ {
-			buf[0] = 0
-			leaf(i, buf[1:])
-			t.nodes[n+i] = hashLeafBuf(buf)
+			l := t.leafHash(2*i, buf)
+			r := t.leafHash(2*i+1, buf)
+			t.nodes[n/2+i] = HashNode(&l, &r)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	for lvl := n / 2; lvl >= 1; lvl /= 2 {
+	for lvl := n / 4; lvl >= 1; lvl /= 2 {
 		err := par.For(ctx, lvl, 1<<12, func(lo, hi int) {
 			for i := lvl + lo; i < lvl+hi; i++ {
 				t.nodes[i] = HashNode(&t.nodes[2*i], &t.nodes[2*i+1])
@@ -83,14 +101,23 @@ func Build(ctx context.Context, n, leafLen int, leaf func(i int, dst []byte)) (*
 			return nil, err
 		}
 	}
+	t.root = t.nodes[1]
 	return t, nil
 }
 
 // Root is the commitment.
-func (t *Tree) Root() Digest { return t.nodes[1] }
+func (t *Tree) Root() Digest { return t.root }
 
 // Leaves is the number of leaves.
 func (t *Tree) Leaves() int { return t.leaves }
+
+// node returns node x (heap order), recomputing it when it is a leaf.
+func (t *Tree) node(x int, buf []byte) Digest {
+	if x >= t.leaves {
+		return t.leafHash(x-t.leaves, buf)
+	}
+	return t.nodes[x]
+}
 
 // Prove returns the sibling nodes needed to recompute the root from the
 // leaves at idx (sorted ascending, unique), in the order Verify consumes
@@ -101,6 +128,7 @@ func (t *Tree) Prove(idx []int) []Digest {
 		cur[i] = t.leaves + x
 	}
 	var out []Digest
+	buf := make([]byte, 1+t.leafLen)
 	for len(cur) > 0 && cur[0] > 1 {
 		next := cur[:0:0]
 		for i := 0; i < len(cur); i++ {
@@ -108,7 +136,7 @@ func (t *Tree) Prove(idx []int) []Digest {
 			if x&1 == 0 && i+1 < len(cur) && cur[i+1] == x+1 {
 				i++ // both children known
 			} else {
-				out = append(out, t.nodes[x^1])
+				out = append(out, t.node(x^1, buf))
 			}
 			if len(next) == 0 || next[len(next)-1] != x/2 {
 				next = append(next, x/2)
