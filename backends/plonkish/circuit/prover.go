@@ -183,8 +183,6 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 			}
 		}
 		m := make([]fr.Element, n)
-		var one fr.Element
-		one.SetOne()
 		for row := 0; row < usable; row++ {
 			get := getter(row)
 			for ii := range l.Inputs {
@@ -221,7 +219,7 @@ func Prove(ctx context.Context, pk *ProvingKey, c Circuit, instance [][]fr.Eleme
 	var hVals, phiVals [][]fr.Element
 	for li, l := range cs.Lookups {
 		phi := make([]fr.Element, n)
-		var rowSum []fr.Element = make([]fr.Element, n)
+		rowSum := make([]fr.Element, n)
 		for _, grp := range l.groups {
 			h := make([]fr.Element, n)
 			// h = sum_i w_i/(lambda + f_i), on every row (the identity holds everywhere)
