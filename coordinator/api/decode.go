@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
@@ -29,7 +33,71 @@ func decodeStrict(data []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("trailing data after the JSON object")
 	}
+	return checkKeys(data, v)
+}
+
+// checkKeys closes two gaps of encoding/json's strict mode for the flat
+// request objects of this API: it matches field names case-insensitively
+// ("LEASE_TOKEN" fills lease_token) and lets a repeated key overwrite the
+// first. Both would let two parsers of one body disagree; here a key must
+// be spelled exactly as documented, and appear once.
+func checkKeys(data []byte, v any) error {
+	known := jsonFieldNames(reflect.TypeOf(v))
+	if known == nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		if !known[key] {
+			return fmt.Errorf("json: unknown field %q", key)
+		}
+		if seen[key] {
+			return fmt.Errorf("json: field %q given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+var fieldNames sync.Map // reflect.Type -> map[string]bool
+
+// jsonFieldNames returns the JSON names of a struct's fields (nil for
+// anything but a pointer to a struct).
+func jsonFieldNames(t reflect.Type) map[string]bool {
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	if m, ok := fieldNames.Load(t); ok {
+		return m.(map[string]bool)
+	}
+	m := map[string]bool{}
+	st := t.Elem()
+	for i := 0; i < st.NumField(); i++ {
+		f := st.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[name] = true
+	}
+	fieldNames.Store(t, m)
+	return m
 }
 
 // readJSON checks the content type, reads at most limit bytes and decodes

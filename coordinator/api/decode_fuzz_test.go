@@ -65,7 +65,8 @@ func FuzzDecodeRequests(f *testing.F) {
 const hex64 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 func TestDecodeStrictRejectsTrailingDataAndUnknownFields(t *testing.T) {
-	for _, in := range []string{`{"lease_token":"a"} {}`, `{"lease_token":"a","x":1}`, ``, `   `, `{"lease_token":"a"}]`} {
+	for _, in := range []string{`{"lease_token":"a"} {}`, `{"lease_token":"a","x":1}`, ``, `   `, `{"lease_token":"a"}]`,
+		`{"LEASE_TOKEN":"a"}`, `{"Lease_Token":"a"}`, `{"lease_token":"a","lease_token":"b"}`} {
 		var v pouw.LeaseRequest
 		if err := decodeStrict([]byte(in), &v); err == nil {
 			t.Errorf("decodeStrict(%q) accepted", in)
