@@ -247,6 +247,12 @@ func (s *Server) buildMux() http.Handler {
 			if sw.status == 0 {
 				sw.status = http.StatusOK
 			}
+			// Debug access log: the route and who, never a header or body
+			// (tokens travel in both).
+			if s.log.Enabled(r.Context(), slog.LevelDebug) {
+				s.log.Debug("request", "route", pattern, "path", r.URL.Path, "status", sw.status,
+					"prover", c.proverID, "admin", c.role == roleAdmin, "duration", time.Since(start))
+			}
 			s.metrics.requests.WithLabelValues(pattern, strconv.Itoa(sw.status)).Inc()
 			if !stream {
 				s.metrics.duration.WithLabelValues(pattern).Observe(time.Since(start).Seconds())

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pouwfarm/pouwfarm/pouw"
@@ -183,4 +186,53 @@ func streamStatus(t *testing.T, e *env, token string) int {
 	}
 	defer resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestTokensNeverAppearInLogs runs requests that succeed and fail (bad
+// tokens, lost leases, rejected proofs) with debug logging on, and checks no
+// admin, prover or lease token reached the log.
+func TestTokensNeverAppearInLogs(t *testing.T) {
+	var buf syncBuffer
+	e := newEnv(t, boltBackend(), envOptions{logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx := context.Background()
+	tok := e.registerProver("logged")
+	if _, err := e.client(adminToken).Deposit(ctx, 10, ""); err != nil {
+		t.Fatal(err)
+	}
+	job := e.ingest(pouw.TierMicro, 1, 3, "logs")
+	p := e.client(tok)
+	l, err := p.Claim(ctx, pouw.ClaimRequest{Tiers: []pouw.JobTier{pouw.TierMicro}, Backends: []string{"stark"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = p.Submit(ctx, job.JobID, l.LeaseToken, []byte("p"))
+	_, _ = p.Renew(ctx, job.JobID, l.LeaseToken)
+	e.raw("GET", "/v1/pouw/pool", tok+"x", "", nil)
+	e.raw("GET", "/v1/pouw/pool", "pouwp_guess", "", nil)
+	e.cancel() // the hub logs on shutdown paths too
+	if !strings.Contains(buf.String(), "status=422") || !strings.Contains(buf.String(), "status=401") {
+		t.Fatalf("the debug log lacks the requests it should show:\n%s", buf.String())
+	}
+	for name, secret := range map[string]string{"admin": adminToken, "prover": tok, "lease": l.LeaseToken} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("the %s token is in the log", name)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

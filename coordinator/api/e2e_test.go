@@ -220,3 +220,49 @@ func TestIngestBeyondThePoolIsRefused(t *testing.T) {
 		t.Fatalf("ingest with an empty pool: %v", err)
 	}
 }
+
+func TestPendingPagesThroughEveryJobOnce(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnv(t, b, envOptions{})
+			ctx := context.Background()
+			admin := e.client(adminToken)
+			if _, err := admin.Deposit(ctx, 100, ""); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{}
+			for i := 0; i < 5; i++ {
+				want[e.ingest(pouw.TierMicro, 1, 3, "page-"+string(rune('a'+i))).JobID] = true
+			}
+			e.ingest(pouw.TierFull, 1, 3, "other tier")
+			micro := pouw.TierMicro
+			seen := map[string]bool{}
+			cursor := ""
+			for pages := 0; ; pages++ {
+				if pages > 5 {
+					t.Fatal("paging does not end")
+				}
+				l, err := admin.Pending(ctx, client.ListOptions{Tier: &micro, Limit: 2, Cursor: cursor})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(l.Jobs) > 2 {
+					t.Fatalf("page of %d jobs with limit 2", len(l.Jobs))
+				}
+				for _, j := range l.Jobs {
+					if seen[j.JobID] || !want[j.JobID] {
+						t.Fatalf("job %s (tier %s) repeated or unexpected", j.JobID, j.Tier)
+					}
+					seen[j.JobID] = true
+				}
+				if l.NextCursor == "" {
+					break
+				}
+				cursor = l.NextCursor
+			}
+			if len(seen) != len(want) {
+				t.Fatalf("paged through %d of %d jobs", len(seen), len(want))
+			}
+		})
+	}
+}

@@ -80,6 +80,7 @@ type envOptions struct {
 	storeOpts  store.Options
 	maxEvents  int
 	eventRing  int
+	logger     *slog.Logger
 }
 
 func newEnv(t *testing.T, b backend, eo envOptions) *env {
@@ -101,11 +102,15 @@ func newEnvOn(t *testing.T, st store.Store, advance func(time.Duration), eo envO
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
+	logger := eo.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	srv, err := api.New(api.Options{
 		Store: st, Blobs: blobs, Verifier: eo.verifier, Registry: reg,
 		AdminToken: adminToken, PublicRead: eo.publicRead, Limits: eo.limits,
 		EventRing: eo.eventRing, EventPoll: 20 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
