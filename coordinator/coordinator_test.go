@@ -17,6 +17,8 @@ import (
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/backends/stark"
 	"github.com/pouwfarm/pouwfarm/coordinator"
+	"github.com/pouwfarm/pouwfarm/coordinator/api"
+	"github.com/pouwfarm/pouwfarm/coordinator/blob"
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/internal/redistest"
@@ -261,5 +263,80 @@ func TestGracefulShutdownEndsStreams(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("stopping with a stream open: %v", err)
+	}
+}
+
+// gate delays a real verifier until released, so a test can stop the
+// coordinator while a submit is in flight.
+type gate struct {
+	next    api.Verifier
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g gate) Verify(ctx context.Context, job pouw.ProofJob, prover string, proof []byte) error {
+	close(g.entered)
+	<-g.release
+	return g.next.Verify(ctx, job, prover, proof)
+}
+
+// TestGracefulShutdownFinishesRequestsInFlight: SIGTERM (ctx cancel) while a
+// proof is being verified; the submit still completes and is answered.
+func TestGracefulShutdownFinishesRequestsInFlight(t *testing.T) {
+	sb, _ := stark.New(stark.Config{})
+	reg, _ := backends.NewRegistry(sb)
+	dir := t.TempDir()
+	blobs, err := blob.NewFiles(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gate{next: coordinator.BackendVerifier{Registry: reg, Blobs: blobs}, entered: make(chan struct{}), release: make(chan struct{})}
+	c, admin, stop := start(t, coordinator.Config{DataDir: dir, Verifier: g})
+	ctx := context.Background()
+	if _, err := admin.Deposit(ctx, 10, ""); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := workload.Macro("fib", 3, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := admin.UploadBlob(ctx, encode(t, tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Ingest(ctx, pouw.IngestRequest{Tier: pouw.TierMacro, IntentID: tr.Header.IntentID, TraceHash: info.Hash,
+		FeeBudget: 5, RewardBudget: 5}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := admin.RegisterProver(ctx, "p")
+	p, _ := client.New(c.URL(), client.Options{Token: r.Token, MaxRetries: -1})
+	l, err := p.Claim(ctx, pouw.ClaimRequest{Tiers: []pouw.JobTier{pouw.TierMacro}, Backends: []string{"stark"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := sb.Prove(ctx, tr, backends.Statement{Header: &tr.Header, TraceHash: info.Hash, JobID: l.Job.JobID, ProverID: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		job pouw.ProofJob
+		err error
+	}
+	submitted := make(chan result, 1)
+	go func() {
+		j, err := p.Submit(ctx, l.Job.JobID, l.LeaseToken, proof)
+		submitted <- result{j, err}
+	}()
+	<-g.entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(100 * time.Millisecond) // the shutdown has begun; the submit is still verifying
+	close(g.release)
+	res := <-submitted
+	if res.err != nil || res.job.State != pouw.StateCompleted {
+		t.Fatalf("submit in flight during shutdown: %+v, %v", res.job, res.err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }
