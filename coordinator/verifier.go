@@ -59,5 +59,13 @@ func (v BackendVerifier) Verify(ctx context.Context, job pouw.ProofJob, proverID
 			h.Tier, h.IntentID, job.Tier, job.IntentID)
 	}
 	st := backends.Statement{Header: h, TraceHash: job.TraceHash, JobID: job.JobID, ProverID: proverID}
-	return b.Verify(ctx, st, proof)
+	if err := b.Verify(ctx, st, proof); err != nil {
+		// A verification cut off by the request's end says nothing about
+		// the proof: the prover may submit again.
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%w: %v", api.ErrVerifierUnavailable, err)
+		}
+		return err
+	}
+	return nil
 }

@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
-	"github.com/pouwfarm/pouwfarm/coordinator/store/redisstore"
 	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/gpu"
 	"github.com/pouwfarm/pouwfarm/internal/redistest"
@@ -75,11 +72,7 @@ func (d *deployment) start(t *testing.T, addr string, lease time.Duration) *devn
 		Store: so, ReapEvery: 100 * time.Millisecond,
 	}
 	if d.kind == "redis" {
-		o.OpenStore = func() (store.Store, error) {
-			rdb := redis.NewClient(&redis.Options{Addr: d.redis.Addr()})
-			t.Cleanup(func() { _ = rdb.Close() })
-			return redisstore.New(context.Background(), rdb, redisstore.Options{Options: so, Prefix: "devnet", Logger: slog.New(slog.DiscardHandler)})
-		}
+		o.StoreURL, o.RedisPrefix = d.redis.URL(), "devnet"
 	}
 	c, err := devnet.StartCoordinator(o)
 	if err != nil {

@@ -11,9 +11,9 @@ import (
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/backends/plonkish"
 	"github.com/pouwfarm/pouwfarm/backends/stark"
+	"github.com/pouwfarm/pouwfarm/coordinator"
 	"github.com/pouwfarm/pouwfarm/coordinator/api"
 	"github.com/pouwfarm/pouwfarm/coordinator/blob"
-	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/scheduler"
 	"github.com/pouwfarm/pouwfarm/trace"
@@ -36,7 +36,7 @@ func realBackends(t *testing.T) *backends.Registry {
 }
 
 func (co coordOptions) newVerifier(blobs blob.Store) api.Verifier {
-	return devnet.Verifier{Blobs: blobs, Backends: co.registry}
+	return coordinator.BackendVerifier{Registry: co.registry, Blobs: blobs}
 }
 
 // tierTraces returns one small trace per tier: a 16-step window, an intent,
