@@ -18,7 +18,6 @@ import (
 
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/coordinator/store/redisstore"
-	"github.com/pouwfarm/pouwfarm/internal/redistest"
 	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/trace"
 	"github.com/pouwfarm/pouwfarm/trace/workload"
@@ -33,8 +32,8 @@ type cluster struct {
 	blobs  string // file blob directory shared by the coordinators
 
 	mu         sync.Mutex
-	primary    *redistest.Server
-	replica    *redistest.Server
+	primary    *redisNode
+	replica    *redisNode
 	redisGen   int // bumps on every failover (new data dirs)
 	waitRepl   int // --redis-wait-replicas the coordinators run with
 	coords     []*proc
@@ -74,7 +73,7 @@ func (c *cluster) startRedis() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	p, err := redistest.New(redistest.Options{Dir: dir, AppendFsync: "always"})
+	p, err := newRedisNode(dir, "")
 	if err != nil {
 		return err
 	}
@@ -88,9 +87,7 @@ func (c *cluster) startReplica() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	host, port, _ := net.SplitHostPort(c.primary.Addr())
-	r, err := redistest.New(redistest.Options{Dir: dir, AppendFsync: "always",
-		ExtraArgs: []string{"--replicaof", host, port}})
+	r, err := newRedisNode(dir, c.primary.Addr())
 	if err != nil {
 		return err
 	}
@@ -271,6 +268,7 @@ type loadgen struct {
 	busy     sync.Mutex
 	mu       sync.Mutex
 	ingested []string
+	at       []time.Time // when each ingest was acknowledged
 	errors   int
 	paused   bool
 }
@@ -305,6 +303,7 @@ func (g *loadgen) run(ctx context.Context) {
 			g.c.log.Debug("loadgen: ingest failed", "err", err)
 		} else {
 			g.ingested = append(g.ingested, id)
+			g.at = append(g.at, time.Now())
 		}
 		g.mu.Unlock()
 		g.busy.Unlock()
@@ -374,6 +373,19 @@ func (g *loadgen) setPaused(p bool) {
 	g.mu.Unlock()
 	g.busy.Lock() // the ingest in flight, if any, has finished
 	g.busy.Unlock()
+}
+
+// since lists the jobs whose ingest was acknowledged after t.
+func (g *loadgen) since(t time.Time) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var ids []string
+	for i, at := range g.at {
+		if at.After(t) {
+			ids = append(ids, g.ingested[i])
+		}
+	}
+	return ids
 }
 
 func (g *loadgen) snapshot() (ids []string, errs int) {

@@ -57,6 +57,10 @@ type FailoverRecord struct {
 	// many of them the promoted replica did not have.
 	Acked int `json:"acked"`
 	Lost  int `json:"lost"`
+	// Ingests acknowledged by the old primary after the split, and how
+	// many of those jobs the new primary does not know.
+	Ingested    int `json:"ingested_during_split"`
+	LostIngests int `json:"lost_ingests"`
 }
 
 // FencingRecord is one stale-lease probe: a lease held past its expiry,
@@ -83,6 +87,7 @@ type injector struct {
 	// lost are acknowledged completions lost on failover (measured, and
 	// kept out of the acked-completed invariant that follows).
 	lost       map[string]bool
+	lostIngest map[string]bool
 	corrupted  map[pouw.Hash]bool
 	violations []Violation
 }
@@ -146,36 +151,40 @@ func (in *injector) checkAcked(ctx context.Context, acked []string, k FaultKind)
 	}
 }
 
-// leasedBy finds a job leased by prover, waiting up to within.
-func (in *injector) leasedBy(ctx context.Context, prover string, within time.Duration) (string, bool) {
+// busyFarm finds a farm holding a lease (waiting up to within), so that a
+// kill or stop lands mid-proof; without one it picks a farm at random.
+func (in *injector) busyFarm(ctx context.Context, within time.Duration) (int, string) {
 	rc := in.c.primaryClient()
 	defer rc.Close()
+	idx := map[string]int{}
+	for i, f := range in.c.farms {
+		idx[f.name] = i
+	}
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		for _, t := range pouw.Tiers {
 			ids, _ := rc.ZRange(ctx, leaseIndexKey(in.c.prefix, t), 0, -1).Result()
 			for _, id := range ids {
 				p, _ := rc.HGet(ctx, "{"+in.c.prefix+"}:job:"+id, "prover").Result()
-				if p == prover {
-					return id, true
+				if i, ok := idx[p]; ok {
+					return i, id
 				}
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
-	return "", false
+	return in.rng.IntN(len(in.c.farms)), ""
 }
 
 func (in *injector) killFarm(ctx context.Context, rec *FaultRecord) error {
-	i := in.rng.IntN(len(in.c.farms))
+	i, job := in.busyFarm(ctx, 5*time.Second)
 	f := in.c.farms[i]
 	rec.Target = f.name
-	job, ok := in.leasedBy(ctx, f.name, 3*time.Second)
 	f.kill()
-	if ok {
+	if job != "" {
 		rec.Detail = "killed holding " + job
 	} else {
-		rec.Detail = "killed idle (no lease within 3s)"
+		rec.Detail = "killed idle (no farm held a lease within 5s)"
 	}
 	time.Sleep(time.Duration(500+in.rng.IntN(1500)) * time.Millisecond)
 	return f.start()
@@ -185,10 +194,9 @@ func (in *injector) killFarm(ctx context.Context, rec *FaultRecord) error {
 // fencing probe: a lease of its own held past expiry, then renewed and
 // submitted late.
 func (in *injector) stopFarm(ctx context.Context, rec *FaultRecord) error {
-	i := in.rng.IntN(len(in.c.farms))
+	i, job := in.busyFarm(ctx, 5*time.Second)
 	f := in.c.farms[i]
 	rec.Target = f.name
-	job, _ := in.leasedBy(ctx, f.name, 3*time.Second)
 	if err := f.signal(syscall.SIGSTOP); err != nil {
 		return err
 	}
@@ -274,12 +282,15 @@ func (in *injector) killRedis(rec *FaultRecord) error {
 	return p.Restart()
 }
 
-// failover promotes the replica after it fell behind: the replica is
-// frozen for a moment under load (replication lag), the primary dies, and
-// the coordinators restart pointed at the promoted replica. Completions
-// seen on the old primary and missing on the new one are counted. A fresh
-// replica of the new primary follows, and the coordinators' WAIT setting
-// alternates between 0 and 1 so both are measured.
+// failover is a failover in the middle of a network partition, the case
+// asynchronous replication cannot cover: the replica is promoted (it stops
+// following) while the coordinators still write to the old primary for a
+// moment; then the old primary dies and the coordinators restart pointed
+// at the promoted replica. Completions and ingests acknowledged by the old
+// primary in that moment and missing from the new one are counted as lost
+// (measured, not judged: the checker then audits the surviving store). A
+// fresh replica of the new primary follows, and the coordinators' WAIT
+// setting alternates between 0 and 1 so both are measured.
 func (in *injector) failover(ctx context.Context, rec *FaultRecord, _ []string) error {
 	in.c.mu.Lock()
 	old, repl := in.c.primary, in.c.replica
@@ -289,37 +300,43 @@ func (in *injector) failover(ctx context.Context, rec *FaultRecord, _ []string) 
 	if err := waitReplicaUp(repl.Addr(), 10*time.Second); err != nil {
 		return err
 	}
-	if err := syscall.Kill(redisPID(repl), syscall.SIGSTOP); err != nil {
-		return fmt.Errorf("freeze replica: %w", err)
+	rc := newRedis(repl.Addr())
+	defer rc.Close()
+	split := time.Now()
+	if err := rc.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		return fmt.Errorf("promote: %w", err)
 	}
 	time.Sleep(1500 * time.Millisecond)
 	in.w.poll(ctx)
 	acked := in.w.acked(time.Now())
+	ingested := in.gen.since(split)
 	if err := old.Kill(); err != nil {
 		return err
 	}
-	_ = syscall.Kill(redisPID(repl), syscall.SIGCONT)
-	rc := newRedis(repl.Addr())
-	err := rc.Do(ctx, "REPLICAOF", "NO", "ONE").Err()
-	if err != nil {
-		rc.Close()
-		return fmt.Errorf("promote: %w", err)
-	}
 	st, err := redisstore.New(ctx, rc, redisstore.Options{Prefix: in.c.prefix, Logger: quiet})
-	lost := 0
-	if err == nil {
-		for _, id := range acked {
-			if j, err := st.Job(ctx, id); err != nil || j.State != pouw.StateCompleted {
-				lost++
-				in.lost[id] = true
-			}
+	if err != nil {
+		return err
+	}
+	lost, lostIngests := 0, 0
+	for _, id := range acked {
+		if j, err := st.Job(ctx, id); err != nil || j.State != pouw.StateCompleted {
+			lost++
+			in.lost[id] = true
 		}
 	}
-	rc.Close()
-	in.failovers = append(in.failovers, FailoverRecord{WaitReplicas: wait, Acked: len(acked), Lost: lost})
-	rec.Detail = fmt.Sprintf("acked %d, lost %d", len(acked), lost)
+	for _, id := range ingested {
+		if _, err := st.Job(ctx, id); err != nil {
+			lostIngests++
+			in.lostIngest[id] = true
+		}
+	}
+	in.failovers = append(in.failovers, FailoverRecord{WaitReplicas: wait, Acked: len(acked), Lost: lost,
+		Ingested: len(ingested), LostIngests: lostIngests})
+	rec.Detail = fmt.Sprintf("completions acked %d, lost %d; ingests during the split %d, lost %d",
+		len(acked), lost, len(ingested), lostIngests)
 
 	in.c.mu.Lock()
+	repl.replicaOf = "" // promoted: a crash brings it back as a primary
 	in.c.primary = repl
 	in.c.waitRepl = 1 - wait
 	in.c.mu.Unlock()

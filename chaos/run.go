@@ -31,24 +31,6 @@ func newRedis(addr string) *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 }
 
-var pidRE = regexp.MustCompile(`process_id:(\d+)`)
-
-// redisPID asks a redis-server for its process id (INFO server).
-func redisPID(s interface{ Addr() string }) int {
-	rc := newRedis(s.Addr())
-	defer rc.Close()
-	info, err := rc.Info(context.Background(), "server").Result()
-	if err != nil {
-		return -1 // never a real pid: Kill(-1) is refused below
-	}
-	m := pidRE.FindStringSubmatch(info)
-	if m == nil {
-		return -1
-	}
-	pid, _ := strconv.Atoi(m[1])
-	return pid
-}
-
 // Config is one chaos run.
 type Config struct {
 	// Bin is the pouw binary to run (coordinator and farm subcommands).
@@ -220,7 +202,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	w := &watcher{c: c, completed: map[string]time.Time{}}
 	gen := &loadgen{c: c, rate: cfg.Rate, steps: cfg.Steps}
 	in := &injector{c: c, rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)), w: w, gen: gen,
-		chaos: chaosTok, lost: map[string]bool{}, corrupted: map[pouw.Hash]bool{}}
+		chaos: chaosTok, lost: map[string]bool{}, lostIngest: map[string]bool{}, corrupted: map[pouw.Hash]bool{}}
 	col := &Collector{Prefix: c.prefix, Blobs: files, Registry: reg, Corrupted: in.corrupted}
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -270,7 +252,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				acked = append(acked, id)
 			}
 		}
-		snap, err := col.Collect(ctx, ids1, acked)
+		var known []string // jobs lost with a failover's split are counted there
+		for _, id := range ids1 {
+			if !in.lostIngest[id] {
+				known = append(known, id)
+			}
+		}
+		snap, err := col.Collect(ctx, known, acked)
 		col.Redis.Close()
 		if err != nil {
 			return fmt.Errorf("chaos: collect after %s: %w", name, err)
@@ -521,7 +509,8 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, f := range r.Failovers {
-		fmt.Fprintf(w, "failover with --redis-wait-replicas=%d: %d acknowledged completions, %d lost\n", f.WaitReplicas, f.Acked, f.Lost)
+		fmt.Fprintf(w, "failover with --redis-wait-replicas=%d: %d acknowledged completions, %d lost; %d ingests during the split, %d lost\n",
+			f.WaitReplicas, f.Acked, f.Lost, f.Ingested, f.LostIngests)
 	}
 	refused := 0
 	for _, f := range r.Fencing {
