@@ -52,4 +52,6 @@ if [ -n "$other_pkgs" ]; then
   echo "== go test"
   go test -timeout 20m $other_pkgs || status=1
 fi
+echo "== deploy end to end (real redis-server, pouw coordinator + farm, Prometheus with the rules)"
+POUW_DEPLOY_E2E=1 go test -count=1 -run EndToEnd ./deploy || status=1
 exit $status
