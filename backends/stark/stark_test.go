@@ -111,14 +111,29 @@ func TestFullBatchesAndMicroWindowsProveWithTheSameAIR(t *testing.T) {
 			mustReject(t, b, statement(t, wins[k-1], "", ""), p, "neighbouring window")
 		}
 	}
-	for _, w := range []uint64{2, 4, 8} {
+	lax := newBackend(t, stark.Config{SkipCheck: true})
+	for _, w := range []uint64{1, 2, 4, 8} {
 		small, err := trace.Window(src, w, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		st := statement(t, small, "", "")
-		if err := b.Verify(ctx, st, prove(t, b, small, st)); err != nil {
+		p := prove(t, b, small, st)
+		if err := b.Verify(ctx, st, p); err != nil {
 			t.Fatalf("window of %d rows: %v", w, err)
+		}
+		next, err := trace.Window(src, w, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustReject(t, b, statement(t, next, "", ""), p, fmt.Sprintf("window of %d rows, next window's statement", w))
+		// A bad cell in the last row (the exit row) is caught.
+		small.Cells[(w-1)*trace.Width+trace.ColVD]++
+		bst := statement(t, small, "", "")
+		if bp, err := lax.Prove(ctx, small, bst); err == nil {
+			mustReject(t, b, bst, bp, fmt.Sprintf("window of %d rows with a bad cell", w))
+		} else if !errors.Is(err, backends.ErrInvalidTrace) {
+			t.Fatal(err)
 		}
 	}
 }

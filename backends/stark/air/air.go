@@ -76,7 +76,7 @@ func (g Group) DivisorDegree(n int) int {
 // the out-of-domain point); both must compute the same polynomials, which
 // the tests check on random points.
 type AIR interface {
-	// TraceLength is the number of rows n, a power of two ≥ 8.
+	// TraceLength is the number of rows n, a power of two (1 allowed).
 	TraceLength() int
 	// MainWidth is the number of base-field columns of the main trace.
 	MainWidth() int

@@ -25,7 +25,7 @@ type Domains struct {
 // NewDomains builds the domains for a trace of n rows (a power of two) and a
 // blowup factor (a power of two).
 func NewDomains(n, blowup int) (*Domains, error) {
-	if n < 2 || n&(n-1) != 0 || blowup < 2 || blowup&(blowup-1) != 0 {
+	if n < 1 || n&(n-1) != 0 || blowup < 2 || blowup&(blowup-1) != 0 {
 		return nil, fmt.Errorf("field: trace length %d and blowup %d must be powers of two", n, blowup)
 	}
 	size := n * blowup

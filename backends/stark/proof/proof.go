@@ -276,7 +276,7 @@ func Decode(b []byte) (*Proof, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if p.LogTrace < 1 || p.LogTrace > MaxLogTrace || p.MainWidth < 1 || p.MainWidth > MaxWidth ||
+	if p.LogTrace < 0 || p.LogTrace > MaxLogTrace || p.MainWidth < 1 || p.MainWidth > MaxWidth ||
 		p.AuxWidth > MaxWidth || p.AuxWidth%2 != 0 || p.CompWidth < 2 || p.CompWidth > MaxCompWidth || p.CompWidth%2 != 0 {
 		return nil, fmt.Errorf("%w: trace shape out of range", ErrMalformed)
 	}

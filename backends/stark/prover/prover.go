@@ -160,8 +160,8 @@ func Prove(ctx context.Context, a air.AIR, main [][]field.Base, seed []byte, opt
 			return nil, fmt.Errorf("stark: column of %d rows, AIR wants %d", len(c), n)
 		}
 	}
-	if n < 2 || n&(n-1) != 0 {
-		return nil, fmt.Errorf("stark: trace length %d is not a power of two ≥ 2", n)
+	if n < 1 || n&(n-1) != 0 {
+		return nil, fmt.Errorf("stark: trace length %d is not a power of two", n)
 	}
 	k := air.CompositionWidth(a)
 	if k >= opts.Blowup {

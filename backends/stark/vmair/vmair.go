@@ -58,8 +58,8 @@ type AIR struct {
 // New builds the AIR from a header, which must have passed
 // trace.Header.Validate.
 func New(h *trace.Header) (*AIR, error) {
-	if h.Rows < 2 || h.Rows > 1<<30 {
-		return nil, fmt.Errorf("vmair: %d rows (the STARK proves 2..2^30)", h.Rows)
+	if h.Rows < 1 || h.Rows > 1<<30 {
+		return nil, fmt.Errorf("vmair: %d rows (the STARK proves 1..2^30)", h.Rows)
 	}
 	n := int(h.Rows)
 	a := &AIR{h: h, n: n}
@@ -69,11 +69,15 @@ func New(h *trace.Header) (*AIR, error) {
 			a.excl = append(a.excl, int(seg.StartRow)-1)
 		}
 	}
-	a.groups = []air.Group{
-		{Divisor: air.AllRows, Degrees: rowDegrees},
-		{Divisor: air.AllRowsExcept, Rows: a.excl, Degrees: transitionDegrees},
+	a.groups = []air.Group{{Divisor: air.AllRows, Degrees: rowDegrees}}
+	a.kinds = []groupKind{kindRow}
+	// A one-row window (W = 1) has no transition at all: every row is
+	// excluded, and the group (whose divisor would be the constant 1) is
+	// left out; so is lookup_step.
+	if n > 1 {
+		a.groups = append(a.groups, air.Group{Divisor: air.AllRowsExcept, Rows: a.excl, Degrees: transitionDegrees})
+		a.kinds = append(a.kinds, kindTransition)
 	}
-	a.kinds = []groupKind{kindRow, kindTransition}
 	for _, seg := range h.Segments {
 		b, e := int(seg.StartRow), int(seg.EndRow)
 		if e >= n || b > e {
@@ -119,10 +123,12 @@ func New(h *trace.Header) (*AIR, error) {
 			return nil, fmt.Errorf("vmair: segment kind %d", seg.Kind)
 		}
 	}
-	a.groups = append(a.groups,
-		air.Group{Divisor: air.AllRowsExcept, Rows: []int{n - 1}, Degrees: []int{2}, Aux: true},
-		air.Group{Divisor: air.OneRow, Rows: []int{0}, Degrees: []int{2}, Aux: true})
-	a.kinds = append(a.kinds, kindLookupStep, kindLookupFirst)
+	if n > 1 {
+		a.groups = append(a.groups, air.Group{Divisor: air.AllRowsExcept, Rows: []int{n - 1}, Degrees: []int{2}, Aux: true})
+		a.kinds = append(a.kinds, kindLookupStep)
+	}
+	a.groups = append(a.groups, air.Group{Divisor: air.OneRow, Rows: []int{0}, Degrees: []int{2}, Aux: true})
+	a.kinds = append(a.kinds, kindLookupFirst)
 	if len(h.Multiplicities) != len(h.Programs) {
 		return nil, errors.New("vmair: multiplicities do not match the programs")
 	}
