@@ -128,6 +128,27 @@ const (
 	EventJobRequeued      EventType = "job.requeued"
 	EventPoolDeposit      EventType = "pool.deposit"
 	EventProverRegistered EventType = "prover.registered"
+	// EventAdminAction is the audit log: one per admin action (ingest,
+	// upload, prover registration, token rotation and revocation,
+	// suspension and its lifting, deposit, requeue), naming who did it in
+	// Actor and what in Action.
+	EventAdminAction EventType = "admin.action"
+	// EventProverSuspended is appended when the coordinator suspends a
+	// prover whose recent proofs were mostly rejected (Actor "coordinator").
+	EventProverSuspended EventType = "prover.suspended"
+)
+
+// Audit actions (Event.Action of EventAdminAction).
+const (
+	ActionIngest       = "ingest"
+	ActionUploadBlob   = "blob.upload"
+	ActionRegister     = "prover.register"
+	ActionRotateToken  = "token.rotate"
+	ActionRevokeTokens = "token.revoke"
+	ActionSuspend      = "prover.suspend"
+	ActionUnsuspend    = "prover.unsuspend"
+	ActionDeposit      = "pool.deposit"
+	ActionRequeue      = "dead_letter.requeue"
 )
 
 // Event is one entry of the event stream. IDs increase strictly.
@@ -142,6 +163,10 @@ type Event struct {
 	Attempts uint32    `json:"attempts,omitempty"`
 	Amount   uint64    `json:"amount,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
+	// Actor is who did it (audit events): "admin:<key id>" or "coordinator".
+	Actor string `json:"actor,omitempty"`
+	// Action is what an admin.action event records (Action* constants).
+	Action string `json:"action,omitempty"`
 }
 
 // Validate checks the fields that a job must have whatever its state.

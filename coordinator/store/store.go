@@ -88,6 +88,22 @@ type Store interface {
 	// Provers lists every registered prover with its statistics.
 	Provers(ctx context.Context) ([]pouw.ProverStats, error)
 
+	// AddProverToken gives prover id another token (rotation). When
+	// graceUntilMs > 0, every other token of the prover stops working at
+	// graceUntilMs at the latest. ErrNotFound for an unknown prover,
+	// ErrExists when the hash is taken. expiresAtMs 0: the new token never
+	// expires.
+	AddProverToken(ctx context.Context, id string, h pouw.Hash, expiresAtMs, graceUntilMs int64) error
+	// RevokeProverTokens makes every token of prover id invalid at once and
+	// returns how many there were (ErrNotFound for an unknown prover).
+	RevokeProverTokens(ctx context.Context, id string) (int, error)
+	// SetProverSuspended suspends (with a reason) or reinstates prover id;
+	// reinstating records LiftedAtMs = now (ErrNotFound when unknown).
+	SetProverSuspended(ctx context.Context, id string, suspended bool, reason string) (Prover, error)
+	// Audit appends ev (its Type, Actor, Action, JobID, ProverID, Amount
+	// and Reason) to the event log; the store assigns ID and AtMs.
+	Audit(ctx context.Context, ev pouw.Event) error
+
 	// Deposit adds amount to the pool (admin).
 	Deposit(ctx context.Context, amount uint64, by string) (pouw.PoolStatus, error)
 	// Pool returns the pool ledger.
@@ -167,11 +183,21 @@ type JobPage struct {
 	NextCursor string
 }
 
-// Prover is a registered prover. Only the hash of its token is kept.
+// Prover is a registered prover. Only the hashes of its tokens are kept.
+// ProverByTokenHash fills the fields of the token it was asked about: a
+// token past ExpiresAtMs (judged by the store's clock) or revoked is not
+// found at all.
 type Prover struct {
 	ID          string
 	TokenHash   pouw.Hash
 	CreatedAtMs int64
+	// ExpiresAtMs is when this token stops working (0: never).
+	ExpiresAtMs int64
+	// Suspended provers may read but not claim or submit.
+	Suspended     bool
+	SuspendReason string
+	// LiftedAtMs is when a suspension was last lifted (0: never).
+	LiftedAtMs int64
 }
 
 // Options are the semantics every implementation shares.

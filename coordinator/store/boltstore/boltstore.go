@@ -143,6 +143,21 @@ type proverRec struct {
 	CreatedAtMs       int64     `json:"created_at_ms"`
 	Stats             pouw.ProverStats
 	TotalCompletionMs int64 `json:"total_completion_ms"`
+	// Tokens maps every live token hash (hex) to its expiry (0: never).
+	// Records written before token rotation have none: their TokenHash
+	// never expires.
+	Tokens        map[string]int64 `json:"tokens,omitempty"`
+	Suspended     bool             `json:"suspended,omitempty"`
+	SuspendReason string           `json:"suspend_reason,omitempty"`
+	LiftedAtMs    int64            `json:"lifted_at_ms,omitempty"`
+}
+
+// tokens returns the live token map, filling it for old records.
+func (p *proverRec) tokens() map[string]int64 {
+	if p.Tokens == nil {
+		p.Tokens = map[string]int64{p.TokenHash.String(): 0}
+	}
+	return p.Tokens
 }
 
 // txn is one transaction with the time it runs at.

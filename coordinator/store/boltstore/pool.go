@@ -62,7 +62,8 @@ func (s *Store) RegisterProver(ctx context.Context, p store.Prover) error {
 			return fmt.Errorf("%w: another prover has this token", store.ErrExists)
 		}
 		rec := &proverRec{ID: p.ID, TokenHash: p.TokenHash, CreatedAtMs: t.now,
-			Stats: pouw.ProverStats{ProverID: p.ID}}
+			Stats:  pouw.ProverStats{ProverID: p.ID},
+			Tokens: map[string]int64{p.TokenHash.String(): p.ExpiresAtMs}}
 		if err := t.saveProver(rec); err != nil {
 			return err
 		}
@@ -85,7 +86,12 @@ func (s *Store) ProverByTokenHash(ctx context.Context, h pouw.Hash) (store.Prove
 		if err != nil {
 			return err
 		}
-		out = store.Prover{ID: p.ID, TokenHash: p.TokenHash, CreatedAtMs: p.CreatedAtMs}
+		exp, live := p.tokens()[h.String()]
+		if !live || (exp > 0 && t.now >= exp) {
+			return fmt.Errorf("%w: no prover with this token", store.ErrNotFound)
+		}
+		out = store.Prover{ID: p.ID, TokenHash: h, CreatedAtMs: p.CreatedAtMs, ExpiresAtMs: exp,
+			Suspended: p.Suspended, SuspendReason: p.SuspendReason, LiftedAtMs: p.LiftedAtMs}
 		return nil
 	})
 	return out, err

@@ -57,8 +57,11 @@
 //	B completed               hash tier -> jobs completed (cumulative)
 //	B backends                set of backend names seen at enqueue
 //	B pool                    hash dep, avail, res, paid
-//	B prover:<id>             hash th (token hash), cat (registered at)
-//	B ptok:<token hash>       string prover id
+//	B prover:<id>             hash th (token hash), cat (registered at), sus and sr
+//	                          (suspended, reason), lift (suspension lifted at)
+//	B ptok:<token hash>       string prover id (deleted by revocation)
+//	B ptokexp:<token hash>    string ms: the token stops working then (absent: never)
+//	B ptoks:<id>              set of the prover's token hashes (rotation, revocation)
 //	B provers                 set of prover ids
 //	B pstats:<id>             hash done, failed, earned, ctime, seen
 //	B evseq                   INCR counter of event ids

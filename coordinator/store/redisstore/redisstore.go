@@ -720,7 +720,10 @@ func (s *Store) RegisterProver(ctx context.Context, p store.Prover) error {
 	if p.CreatedAtMs < 0 {
 		return fmt.Errorf("redisstore: register prover: %w: negative created_at_ms", store.ErrInvalid)
 	}
-	_, err := s.run(ctx, "register prover", s.s.register, p.ID, p.TokenHash.String(), p.CreatedAtMs)
+	if p.ExpiresAtMs < 0 {
+		return fmt.Errorf("redisstore: register prover: %w: negative expiry", store.ErrInvalid)
+	}
+	_, err := s.run(ctx, "register prover", s.s.register, p.ID, p.TokenHash.String(), p.CreatedAtMs, p.ExpiresAtMs)
 	return err
 }
 
@@ -731,23 +734,85 @@ func (s *Store) ProverByTokenHash(ctx context.Context, h pouw.Hash) (store.Prove
 		return store.Prover{}, err
 	}
 	arr, ok := v.([]any)
-	if !ok || len(arr) != 2 {
+	if !ok || len(arr) != 3 {
 		return store.Prover{}, fmt.Errorf("redisstore: prover by token: unexpected reply")
 	}
-	m, err := toMap(arr[1])
+	id, _ := arr[0].(string)
+	p, err := decodeProver(id, arr[1])
 	if err != nil {
 		return store.Prover{}, fmt.Errorf("redisstore: prover by token: %w", err)
 	}
-	id, _ := arr[0].(string)
+	es, _ := arr[2].(string)
+	if p.ExpiresAtMs, err = atoi64(es); err != nil {
+		return store.Prover{}, fmt.Errorf("redisstore: prover by token: %w", err)
+	}
+	p.TokenHash = h
+	return p, nil
+}
+
+// decodeProver reads a prover:<id> hash.
+func decodeProver(id string, v any) (store.Prover, error) {
+	m, err := toMap(v)
+	if err != nil {
+		return store.Prover{}, err
+	}
 	th, err := pouw.ParseHash(m["th"])
 	if err != nil {
-		return store.Prover{}, fmt.Errorf("redisstore: prover by token: %w", err)
+		return store.Prover{}, err
 	}
-	cat, err := atoi64(m["cat"])
+	cat, err1 := atoi64(m["cat"])
+	lift, err2 := atoi64(m["lift"])
+	if err := errors.Join(err1, err2); err != nil {
+		return store.Prover{}, err
+	}
+	return store.Prover{ID: id, TokenHash: th, CreatedAtMs: cat, Suspended: m["sus"] == "1",
+		SuspendReason: m["sr"], LiftedAtMs: lift}, nil
+}
+
+// AddProverToken implements store.Store.
+func (s *Store) AddProverToken(ctx context.Context, id string, h pouw.Hash, expiresAtMs, graceUntilMs int64) error {
+	if h.IsZero() || expiresAtMs < 0 || graceUntilMs < 0 {
+		return fmt.Errorf("redisstore: add token: %w: zero hash or negative time", store.ErrInvalid)
+	}
+	_, err := s.run(ctx, "add token", s.s.addToken, id, h.String(), expiresAtMs, graceUntilMs)
+	return err
+}
+
+// RevokeProverTokens implements store.Store.
+func (s *Store) RevokeProverTokens(ctx context.Context, id string) (int, error) {
+	v, err := s.run(ctx, "revoke tokens", s.s.revokeTokens, id)
 	if err != nil {
-		return store.Prover{}, fmt.Errorf("redisstore: prover by token: %w", err)
+		return 0, err
 	}
-	return store.Prover{ID: id, TokenHash: th, CreatedAtMs: cat}, nil
+	n, _ := v.(int64)
+	return int(n), nil
+}
+
+// SetProverSuspended implements store.Store.
+func (s *Store) SetProverSuspended(ctx context.Context, id string, suspended bool, reason string) (store.Prover, error) {
+	flag := "0"
+	if suspended {
+		flag = "1"
+	}
+	v, err := s.run(ctx, "suspend", s.s.suspend, id, flag, reason)
+	if err != nil {
+		return store.Prover{}, err
+	}
+	p, err := decodeProver(id, v)
+	if err != nil {
+		return store.Prover{}, fmt.Errorf("redisstore: suspend: %w", err)
+	}
+	return p, nil
+}
+
+// Audit implements store.Store.
+func (s *Store) Audit(ctx context.Context, ev pouw.Event) error {
+	if ev.Type == "" {
+		return fmt.Errorf("redisstore: audit: %w: no event type", store.ErrInvalid)
+	}
+	_, err := s.run(ctx, "audit", s.s.audit, string(ev.Type), ev.Actor, ev.Action, ev.JobID, ev.ProverID,
+		strconv.FormatUint(ev.Amount, 10), ev.Reason)
+	return err
 }
 
 // Provers implements store.Store.
@@ -914,7 +979,7 @@ func decodeEvent(v any) (pouw.Event, error) {
 		return pouw.Event{}, err
 	}
 	ev := pouw.Event{ID: id, Type: pouw.EventType(m["t"]), JobID: m["j"], State: pouw.State(m["s"]),
-		ProverID: m["p"], Reason: m["r"]}
+		ProverID: m["p"], Reason: m["r"], Actor: m["c"], Action: m["x"]}
 	at, e1 := atoi64(m["a"])
 	n, e2 := atou64(m["n"])
 	amt, e3 := atou64(m["m"])

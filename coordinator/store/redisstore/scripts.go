@@ -655,10 +655,10 @@ end
 return out
 `
 
-// ARGV: id tokenhash createdms (0 = now)
+// ARGV: id tokenhash createdms (0 = now) expiresms (0 = never)
 const luaRegister = `
 local now = now_ms()
-local id, th, cat = ARGV[8], ARGV[9], ARGV[10]
+local id, th, cat, exp = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 if cat == '0' then cat = istr(now) end
 if redis.call('EXISTS', K .. 'prover:' .. id) == 1 then
   return redis.error_reply('POUW_EXISTS prover ' .. id .. ' is already registered')
@@ -668,16 +668,89 @@ if redis.call('EXISTS', K .. 'ptok:' .. th) == 1 then
 end
 redis.call('HSET', K .. 'prover:' .. id, 'th', th, 'cat', cat)
 redis.call('SET', K .. 'ptok:' .. th, id)
+redis.call('SADD', K .. 'ptoks:' .. id, th)
+if exp ~= '0' then redis.call('SET', K .. 'ptokexp:' .. th, exp) end
 redis.call('SADD', K .. 'provers', id)
 emit('prover.registered', now, {'p', id})
 return 1
 `
 
-// ARGV: tokenhash. Returns {id, prover hash}.
+// ARGV: tokenhash. Returns {id, prover hash, token expiry}. An expired
+// token is not found.
 const luaProverByToken = `
 local id = redis.call('GET', K .. 'ptok:' .. ARGV[8])
 if not id then return redis.error_reply('POUW_NOTFOUND no prover has this token') end
-return {id, redis.call('HGETALL', K .. 'prover:' .. id)}
+local exp = redis.call('GET', K .. 'ptokexp:' .. ARGV[8]) or '0'
+if exp ~= '0' and now_ms() >= tonumber(exp) then
+  return redis.error_reply('POUW_NOTFOUND no prover has this token')
+end
+return {id, redis.call('HGETALL', K .. 'prover:' .. id), exp}
+`
+
+// ARGV: id tokenhash expiresms graceuntilms
+const luaAddToken = `
+local id, th, exp, grace = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+local pk = K .. 'prover:' .. id
+if redis.call('EXISTS', pk) == 0 then return redis.error_reply('POUW_NOTFOUND prover ' .. id) end
+if redis.call('EXISTS', K .. 'ptok:' .. th) == 1 then
+  return redis.error_reply('POUW_EXISTS another token has this hash')
+end
+local sk = K .. 'ptoks:' .. id
+redis.call('SADD', sk, redis.call('HGET', pk, 'th'))
+if grace > 0 then
+  for _, old in ipairs(redis.call('SMEMBERS', sk)) do
+    if redis.call('EXISTS', K .. 'ptok:' .. old) == 1 then
+      local e = tonumber(redis.call('GET', K .. 'ptokexp:' .. old) or '0')
+      if e == 0 or e > grace then redis.call('SET', K .. 'ptokexp:' .. old, istr(grace)) end
+    end
+  end
+end
+redis.call('SET', K .. 'ptok:' .. th, id)
+redis.call('SADD', sk, th)
+if exp ~= '0' then redis.call('SET', K .. 'ptokexp:' .. th, exp) end
+return 1
+`
+
+// ARGV: id. Returns how many tokens were revoked.
+const luaRevokeTokens = `
+local id = ARGV[8]
+local pk = K .. 'prover:' .. id
+if redis.call('EXISTS', pk) == 0 then return redis.error_reply('POUW_NOTFOUND prover ' .. id) end
+local sk = K .. 'ptoks:' .. id
+redis.call('SADD', sk, redis.call('HGET', pk, 'th'))
+local n = 0
+for _, th in ipairs(redis.call('SMEMBERS', sk)) do
+  n = n + redis.call('DEL', K .. 'ptok:' .. th)
+  redis.call('DEL', K .. 'ptokexp:' .. th)
+end
+redis.call('DEL', sk)
+return n
+`
+
+// ARGV: id suspended(0|1) reason. Returns the prover hash.
+const luaSuspend = `
+local id, sus, reason = ARGV[8], ARGV[9], ARGV[10]
+local pk = K .. 'prover:' .. id
+if redis.call('EXISTS', pk) == 0 then return redis.error_reply('POUW_NOTFOUND prover ' .. id) end
+if sus == '1' then
+  redis.call('HSET', pk, 'sus', '1', 'sr', reason)
+else
+  redis.call('HSET', pk, 'lift', istr(now_ms()))
+  redis.call('HDEL', pk, 'sus', 'sr')
+end
+return redis.call('HGETALL', pk)
+`
+
+// ARGV: type actor action job prover amount reason
+const luaAudit = `
+local f = {}
+local names = {'c', 'x', 'j', 'p', 'm', 'r'}
+for i = 1, 6 do
+  local v = ARGV[8 + i]
+  if v ~= '' and v ~= '0' then f[#f + 1] = names[i]; f[#f + 1] = v end
+end
+emit(ARGV[8], now_ms(), f)
+return 1
 `
 
 // Returns {id1, stats1, id2, stats2, ...}.
@@ -722,6 +795,7 @@ type scripts struct {
 	enqueue, claim, renew, beginVerify, complete, fail, release, reap, requeue,
 	history, pending, deadLetter, events, status, register, proverByToken,
 	provers, deposit, now, job *redis.Script
+	addToken, revokeTokens, suspend, audit *redis.Script
 }
 
 // placeholders are filled from jobFields, so Lua and Go agree on the order.
@@ -797,5 +871,6 @@ func newScripts() scripts {
 		events: s(luaEvents), status: s(luaStatus), register: s(luaRegister),
 		proverByToken: s(luaProverByToken), provers: s(luaProvers), deposit: s(luaDeposit),
 		now: s(luaNow), job: s(luaJob),
+		addToken: s(luaAddToken), revokeTokens: s(luaRevokeTokens), suspend: s(luaSuspend), audit: s(luaAudit),
 	}
 }
