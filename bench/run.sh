@@ -4,6 +4,11 @@
 #   bench/run.sh                      default (CI-safe) sizes, < 15 min on 2 cores
 #   POUW_BENCH_FULL=1 bench/run.sh    adds the full sizes (an hour or more)
 #   POUW_BENCH_COUNT=5 bench/run.sh   more -count runs (default 3)
+#   bench/run.sh --report-only DIR    rewrite bench/README.md from a kept run
+#
+# The raw go test output, benchstat's summary and the commands are kept in
+# $POUW_BENCH_OUT (default: a new /tmp/pouw-bench.* directory, printed at
+# the end), so the README can be regenerated without rerunning.
 #
 # Runs the backend × tier benchmarks and the queue-depth benchmark of
 # bench/, the store, API and farm benchmarks of their own packages (each
@@ -23,14 +28,34 @@ BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 export CGO_CFLAGS=${CGO_CFLAGS:--Wno-deprecated-declarations} # go-nvml's cgo warnings
 export POUW_BENCH_FULL=$FULL
 
+report() { # report DIR: write bench/README.md from a run's files
+	# shellcheck disable=SC1091
+	. "$1/meta.env"
+	go run ./bench/internal/report \
+		-raw "$1/raw.txt" -benchstat "$1/benchstat.txt" \
+		-commands "$1/commands.txt" -failures "$1/failed.txt" \
+		-load-start "$LOAD0" -seconds "$SECS" -full="$FULLRUN" \
+		-commit "$COMMIT" -go-version "$GOVERSION" \
+		-notes bench -out bench/README.md
+}
+
+if [ "${1:-}" = --report-only ]; then
+	[ -f "${2:-}/meta.env" ] || { echo "usage: bench/run.sh --report-only DIR (a directory a run kept)" >&2; exit 2; }
+	report "$2" || exit 1
+	echo "bench/run.sh: wrote bench/README.md from $2" >&2
+	exit 0
+fi
+
 command -v redis-server >/dev/null || { echo "bench/run.sh: redis-server is not installed (apt-get install redis-server)" >&2; exit 1; }
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+work=${POUW_BENCH_OUT:-$(mktemp -d /tmp/pouw-bench.XXXXXX)}
+mkdir -p "$work"
 : >"$work/raw.txt"
 : >"$work/commands.txt"
 : >"$work/failed.txt"
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
+commit=$(git rev-parse --short HEAD 2>/dev/null)
+[ -n "$(git status --porcelain -- bench backends trace coordinator devnet scheduler 2>/dev/null)" ] && commit="$commit+uncommitted changes"
 t0=$(date +%s)
 timeout=60m
 [ "$FULL" = 1 ] && timeout=600m
@@ -62,13 +87,14 @@ fi
 secs=$(($(date +%s) - t0))
 full=false
 [ "$FULL" = 1 ] && full=true
-go run ./bench/internal/report \
-	-raw "$work/raw.txt" -benchstat "$work/benchstat.txt" \
-	-commands "$work/commands.txt" -failures "$work/failed.txt" \
-	-load-start "$load0" -seconds "$secs" -full="$full" \
-	-commit "$(git rev-parse --short HEAD 2>/dev/null)" \
-	-go-version "$(go env GOVERSION)" \
-	-notes bench -out bench/README.md || exit 1
-echo "bench/run.sh: wrote bench/README.md in ${secs}s" >&2
+cat >"$work/meta.env" <<META
+LOAD0='$load0'
+SECS=$secs
+FULLRUN=$full
+COMMIT='$commit'
+GOVERSION='$(go env GOVERSION)'
+META
+report "$work" || exit 1
+echo "bench/run.sh: wrote bench/README.md in ${secs}s; raw output kept in $work" >&2
 [ -s "$work/failed.txt" ] && { echo "bench/run.sh: failed:" >&2; cat "$work/failed.txt" >&2; exit 1; }
 exit 0

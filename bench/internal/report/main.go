@@ -239,6 +239,7 @@ func run(o opts) error {
 		p("**Commands that failed in this run** (their figures are missing below):\n\n```\n%s\n```\n\n", f)
 	}
 
+	writeGoals(p, res)
 	writeBackends(p, res, o.full)
 	writeOrchestration(p, res)
 	writeScale(p, res)
@@ -313,6 +314,92 @@ func writeBackends(p printer, res results, full bool) {
 			p("\n")
 		}
 	}
+}
+
+// writeGoals compares this run's figures with the goals the issues set.
+// Wall times on this machine are inflated by the neighbours, so the prove
+// goals are also judged by CPU/2 (what an idle 2-core machine would take).
+func writeGoals(p printer, res results) {
+	p("## Goals at a glance (this run)\n\n")
+	p("| goal (issue) | measured in this run | verdict |\n|---|---|---|\n")
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	has := func(v []float64) bool { return len(v) > 0 }
+	const b = "bench"
+	// STARK verify, at the largest STARK macro size of the run.
+	for _, c := range slices.Backward(bench.Cases(true)) {
+		if c.Backend != "stark" || c.Tier != pouw.TierMacro {
+			continue
+		}
+		if v := res.vals(b, "BenchmarkVerify/"+c.Name(), "ns/op"); has(v) {
+			p("| STARK verify < 30 ms (6) | %s at steps=%d | %s |\n", dur(mean(v)), c.Rows, verdict(mean(v) < 30e6))
+			break
+		}
+	}
+	if v := res.vals(b, "BenchmarkProve/stark/macro/steps=65536", "proof-B"); has(v) {
+		p("| STARK proof < 120 KB at 2^16, 100 bits (6) | %s | %s |\n", byt(mean(v)), verdict(mean(v) < 120e3))
+		w, c := res.vals(b, "BenchmarkProve/stark/macro/steps=65536", "ns/op"), res.vals(b, "BenchmarkProve/stark/macro/steps=65536", "cpu-s/op")
+		p("| STARK 2^16 steps proved in < 3 s (6) | %s wall, %s CPU (CPU/2 = %s) | %s by wall, %s by CPU/2 |\n", dur(mean(w)), secs(mean(c)), secs(mean(c)/2), verdict(mean(w) < 3e9), verdict(mean(c)/2 < 3))
+	} else {
+		p("| STARK 2^16 goals: < 3 s, < 120 KB (6) | full sizes only (`POUW_BENCH_FULL=1`); see bench/stark.md below | — |\n")
+	}
+	if w := res.vals(b, "BenchmarkProve/plonkish/micro/steps=16", "ns/op"); has(w) {
+		c := res.vals(b, "BenchmarkProve/plonkish/micro/steps=16", "cpu-s/op")
+		p("| plonkish Micro window (16 steps) proved in < 1 s (8) | %s wall, %s CPU | %s |\n", dur(mean(w)), secs(mean(c)), verdict(mean(w) < 1e9))
+	}
+	for _, c := range bench.Cases(true) {
+		if c.Backend != "plonkish" {
+			continue
+		}
+		pv, vv := res.vals(b, "BenchmarkProve/"+c.Name(), "ns/op"), res.vals(b, "BenchmarkVerify/"+c.Name(), "ns/op")
+		if has(pv) && has(vv) {
+			p("| plonkish verify < 10%% of prove (8), %s | %.1f%% | %s |\n", c.Name(), mean(vv)/mean(pv)*100, verdict(mean(vv) < 0.1*mean(pv)))
+		}
+	}
+	if w := res.vals(b, "BenchmarkProve/aggregate/macro/steps=256", "ns/op"); has(w) {
+		c := res.vals(b, "BenchmarkProve/aggregate/macro/steps=256", "cpu-s/op")
+		steps := mean(res.vals(b, "BenchmarkProve/aggregate/macro/steps=256", "steps/s")) * mean(w) / 1e9
+		perK := 1000 / steps
+		p("| aggregate intent proof ≤ 1 s per 1,000 steps (9), steps=256 | %s wall, %s CPU for %.0f steps: per 1,000 steps %s wall, %s CPU/2 | %s by wall, %s by CPU/2 |\n",
+			dur(mean(w)), secs(mean(c)), steps, dur(perK*mean(w)), secs(perK*mean(c)/2), verdict(perK*mean(w) <= 1e9), verdict(perK*mean(c)/2 <= 1)+" at the smallest size class, whose fixed costs dominate; judge it at 2^12 (`POUW_BENCH_FULL=1`, bench/aggregate.md)")
+	}
+	if v := res.vals(b, "BenchmarkVerify/aggregate/full/steps=512", "ns/op"); has(v) {
+		p("| aggregate proof verified in < 20 ms whatever k (9), k = 2 | %s | %s |\n", dur(mean(v)), verdict(mean(v) < 20e6))
+	}
+	orch := []struct {
+		goal, pkg, name, unit string
+		min                   float64
+	}{
+		{"Redis claim→submit ≥ 40% of trivial EVALSHA rate per script (3), 8 workers", "coordinator/store/redisstore", "BenchmarkRedisClaimSubmit/workers=8", "script_ratio", 0.4},
+		{"API keeps ≥ 50% of the store-only rate (4), 8 workers", "coordinator/api", "BenchmarkAPILease/redis/workers=8", "api_vs_store", 0.5},
+		{"API keeps ≥ 50% of the store-only rate (4), 64 workers", "coordinator/api", "BenchmarkAPILease/redis/workers=64", "api_vs_store", 0.5},
+		{"farm ≥ 90% of back-to-back proving (7)", "devnet", "BenchmarkFarmThroughput/stark/macro/steps=1024", "ratio", 0.9},
+	}
+	for _, o := range orch {
+		if v := res.vals(o.pkg, o.name, o.unit); has(v) {
+			p("| %s | %s (runs: %s) | %s |\n", o.goal, num(mean(v)), joinNums(v), verdict(mean(v) >= o.min))
+		}
+	}
+	base := res.vals(b, "BenchmarkClaimScale/redis/pending=1000", "p99-claim-µs")
+	for _, d := range []int{1_000_000, 100_000} {
+		if v := res.vals(b, fmt.Sprintf("BenchmarkClaimScale/redis/pending=%d", d), "p99-claim-µs"); has(v) && has(base) {
+			p("| claim p99 at 1M ≤ 1.5 × p99 at 1k (11); this run's deepest queue: %d | %.2f × | %s |\n", d, mean(v)/mean(base), verdict(mean(v) <= 1.5*mean(base)))
+			break
+		}
+	}
+	p("\nVerdicts on wall time are verdicts on this loaded machine; the per-area notes below discuss each goal at its full size.\n\n")
+}
+
+func joinNums(v []float64) string {
+	out := make([]string, len(v))
+	for i, x := range v {
+		out[i] = num(x)
+	}
+	return strings.Join(out, ", ")
 }
 
 // ratioRow is one orchestration figure beside its same-run baseline.
@@ -432,7 +519,24 @@ func writeProfiling(p printer) {
 	p("A running farm: `pouw farm --metrics-addr :9101` serves `/metrics` only; a `/debug/pprof` endpoint on that port behind an opt-in flag is not there yet (see the lead's notes). Once it is, `go tool pprof http://HOST:9101/debug/pprof/profile?seconds=30` (CPU) and `.../debug/pprof/heap` (memory).\n\n")
 }
 
-var heading = regexp.MustCompile(`(?m)^(#+) `)
+var heading = regexp.MustCompile(`^(#+) `)
+
+// demote pushes the note's headings two levels down (under "### From"),
+// leaving lines inside code fences (shell comments) alone.
+func demote(s string) string {
+	lines := strings.Split(s, "\n")
+	fence := false
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "```") {
+			fence = !fence
+			continue
+		}
+		if !fence {
+			lines[i] = heading.ReplaceAllString(l, "##$1 ")
+		}
+	}
+	return strings.Join(lines, "\n")
+}
 
 // writeNotes merges bench/<area>.md, headings demoted under one section
 // each, keeping their machine and command notes as written.
@@ -459,7 +563,7 @@ func writeNotes(p printer, dir string) error {
 		if err != nil {
 			return err
 		}
-		body := heading.ReplaceAllString(strings.TrimSpace(string(b)), "##$1 ")
+		body := demote(strings.TrimSpace(string(b)))
 		p("### From `bench/%s`\n\n%s\n\n", filepath.Base(f), stripFirstHeading(body))
 	}
 	return nil
