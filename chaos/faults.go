@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
+	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/coordinator/store/redisstore"
 	"github.com/pouwfarm/pouwfarm/pouw"
 )
@@ -90,6 +91,7 @@ type injector struct {
 	lostIngest map[string]bool
 	corrupted  map[pouw.Hash]bool
 	violations []Violation
+	unreadable int // acknowledged jobs the store could not be asked about
 }
 
 func (in *injector) inject(ctx context.Context, k FaultKind) {
@@ -140,6 +142,16 @@ func (in *injector) checkAcked(ctx context.Context, acked []string, k FaultKind)
 			continue
 		}
 		j, err := st.Job(ctx, id)
+		// A store still starting (AOF replay) is not an answer: ask again.
+		for try := 0; err != nil && !errors.Is(err, store.ErrNotFound) && try < 25; try++ {
+			time.Sleep(200 * time.Millisecond)
+			j, err = st.Job(ctx, id)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			in.c.log.Warn("chaos: cannot read an acknowledged job after a fault", "job", id, "err", err)
+			in.unreadable++
+			continue
+		}
 		if err != nil || j.State != pouw.StateCompleted {
 			state := "missing"
 			if err == nil {

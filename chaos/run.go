@@ -134,8 +134,11 @@ type Report struct {
 	// Violations: the checker's at each phase end plus those found during
 	// faults (acknowledged completions lost, fencing, garbage accepted).
 	Violations []Violation `json:"violations"`
-	Samples    []Sample    `json:"samples,omitempty"`
-	Growth     []Growth    `json:"growth"`
+	// Unreadable counts acknowledged completions the harness could not
+	// read back after a fault (store errors, not answers).
+	Unreadable int      `json:"unreadable"`
+	Samples    []Sample `json:"samples,omitempty"`
+	Growth     []Growth `json:"growth"`
 }
 
 // Growth summarises memory and goroutines over the longest life of a
@@ -298,6 +301,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Faults, rep.Failovers, rep.Fencing = in.faults, in.failovers, in.fencing
 	rep.Garbage, rep.ClockJumps = in.garbage, in.jumps
 	rep.Violations = append(rep.Violations, in.violations...)
+	rep.Unreadable = in.unreadable
 	stop()
 	wg.Wait()
 	rep.Growth = growth(rep.Samples)
@@ -532,6 +536,9 @@ func (r *Report) WriteText(w io.Writer) {
 		for _, g := range r.Growth {
 			fmt.Fprintf(w, "%-30s %7.1f %12.1f %11.1f %13.0f %12.0f %6v\n", g.Proc, g.Minutes, g.RSSFirstMB, g.RSSLastMB, g.GoroutinesFirst, g.GoroutinesLast, g.Flat())
 		}
+	}
+	if r.Unreadable > 0 {
+		fmt.Fprintf(w, "\nacknowledged completions the store could not be asked about after a fault: %d\n", r.Unreadable)
 	}
 	fmt.Fprintf(w, "\ninvariant violations: %d\n", len(r.Violations))
 	vs := append([]Violation(nil), r.Violations...)
