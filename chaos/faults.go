@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -215,8 +216,19 @@ func (in *injector) stopFarm(ctx context.Context, rec *FaultRecord) error {
 	probe := make(chan FencingRecord, 1)
 	go func() { probe <- in.fencingProbe(ctx) }()
 	time.Sleep(in.c.cfg.Lease + 2*time.Second)
+	var logFrom int64
+	if fi, err := os.Stat(f.logPath); err == nil {
+		logFrom = fi.Size()
+	}
 	err := f.signal(syscall.SIGCONT)
 	fr := <-probe
+	// The farm's own late calls: its log says when the coordinator
+	// refused them (409 lease_lost).
+	time.Sleep(time.Second)
+	refusedLate := 0
+	if b, rerr := os.ReadFile(f.logPath); rerr == nil && int64(len(b)) >= logFrom {
+		refusedLate = strings.Count(string(b[logFrom:]), "409 lease_lost")
+	}
 	if fr.RenewCode != "" {
 		in.fencing = append(in.fencing, fr)
 		if !fr.Refused {
@@ -224,7 +236,8 @@ func (in *injector) stopFarm(ctx context.Context, rec *FaultRecord) error {
 				Detail: fmt.Sprintf("late renew answered %s, late submit %s", fr.RenewCode, fr.SubmitCode)})
 		}
 	}
-	rec.Detail = fmt.Sprintf("stopped %v; held %q; probe renew=%s submit=%s", in.c.cfg.Lease+2*time.Second, job, fr.RenewCode, fr.SubmitCode)
+	rec.Detail = fmt.Sprintf("stopped %v holding %q; its late calls refused with lease_lost: %d; probe: late renew %s, late submit %s",
+		in.c.cfg.Lease+2*time.Second, job, refusedLate, fr.RenewCode, fr.SubmitCode)
 	return err
 }
 
