@@ -109,4 +109,13 @@ func TestCircuitShapeMatchesTheDocs(t *testing.T) {
 	if got != want {
 		t.Fatalf("circuit shape %+v, docs say %+v", got, want)
 	}
+	for k, size := range map[int]int{9: 7077, 10: 7141} {
+		pk, err := be.Keys(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pk.VK.ProofSize() != size {
+			t.Fatalf("k=%d: proof size %d, docs say %d", k, pk.VK.ProofSize(), size)
+		}
+	}
 }
