@@ -246,23 +246,17 @@ func (b *Backend) Floor(t *trace.Trace) error {
 	return pk.Floor(c, inst)
 }
 
-// SecurityBits is the proof's security level, for `pouw verify` and the
-// coordinator's minimum: the least of the commitment's binding (discrete
-// log in BN254 G1: about 100 bits after the exTNFS attacks on BN curves'
-// pairing groups, conservatively applied to G1 as well) and the arguments'
-// soundness (Schwartz–Zippel over r ≈ 2^254 for the quotient, logUp and
-// multiopen checks, 2k/2^128 for the IPA's 128-bit round challenges: above
-// 120 bits for every k ≤ 22). No option changes it.
+// SecurityBits implements backends.SecurityReporter: it verifies the proof
+// against the statement (as the STARK's does; `pouw verify` relies on
+// that) and returns its security level: the least of the commitment's
+// binding (discrete log in BN254 G1: about 100 bits after the exTNFS
+// attacks on BN curves' pairing groups, conservatively applied to G1 as
+// well) and the arguments' soundness (Schwartz–Zippel over r ≈ 2^254 for
+// the quotient, logUp and multiopen checks, 2k/2^128 for the IPA's 128-bit
+// round challenges: above 120 bits for every k ≤ 22). No option changes it.
 func (b *Backend) SecurityBits(st backends.Statement, proof []byte) (int, error) {
-	if st.Header == nil {
-		return 0, fmt.Errorf("%w: statement without header", backends.ErrProofRejected)
-	}
-	pk, err := b.Keys(circuitK(st.Header))
-	if err != nil {
-		return 0, fmt.Errorf("%w: %w", backends.ErrProofRejected, err)
-	}
-	if _, err := pk.VK.DecodeProof(proof); err != nil {
-		return 0, fmt.Errorf("%w: %w", backends.ErrInvalidProof, err)
+	if err := b.Verify(context.Background(), st, proof); err != nil {
+		return 0, err
 	}
 	return SecurityBits, nil
 }

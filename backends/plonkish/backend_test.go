@@ -304,10 +304,12 @@ func TestCancelledContextStopsTheProver(t *testing.T) {
 	}
 }
 
-func TestSecurityBitsNeedsAWellFormedProof(t *testing.T) {
-	w := windows(t, execute(t, fibSrc, 25), 16)[0]
-	st := statement(t, w, "", "")
-	proof, err := be.Prove(context.Background(), w, st)
+// SecurityBits verifies (pouw verify calls only it for reporters): a proof
+// for another statement, job or prover, or a forged one, gets an error.
+func TestSecurityBitsVerifiesTheProof(t *testing.T) {
+	ws := windows(t, execute(t, fibSrc, 25), 16)
+	st := statement(t, ws[0], "", "")
+	proof, err := be.Prove(context.Background(), ws[0], st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,5 +319,27 @@ func TestSecurityBitsNeedsAWellFormedProof(t *testing.T) {
 	}
 	if _, err := be.SecurityBits(st, proof[:100]); !errors.Is(err, backends.ErrInvalidProof) {
 		t.Fatalf("truncated proof: %v", err)
+	}
+	for _, other := range []backends.Statement{statement(t, ws[1], "", ""), statement(t, ws[0], "", "other"), statement(t, ws[0], "job", "")} {
+		if _, err := be.SecurityBits(other, proof); !rejected(err) {
+			t.Fatalf("SecurityBits accepted the proof for another statement: %v", err)
+		}
+	}
+	// a proof of nothing: every point the identity, every scalar zero
+	forged := slices.Clone(proof)
+	for off := 5; off+32 <= len(forged); off += 32 {
+		point := forged[off]>>6 != 0 // compressed points carry flag bits
+		clear(forged[off : off+32])
+		if point {
+			forged[off] = 0x40 // compressed infinity
+		}
+	}
+	for _, f := range [][]byte{forged, append(slices.Clone(proof[:5]), make([]byte, len(proof)-5)...)} {
+		if _, err := be.SecurityBits(st, f); !rejected(err) {
+			t.Fatalf("SecurityBits accepted a forged proof: %v", err)
+		}
+		if err := be.Verify(context.Background(), st, f); !rejected(err) {
+			t.Fatalf("Verify accepted a forged proof: %v", err)
+		}
 	}
 }
