@@ -71,7 +71,7 @@ func checkReadme(readme string, funcs map[string][]string) []string {
 		cases[c.Name()] = true
 	}
 	depths := map[string]bool{}
-	for _, d := range scaleDepths(true) {
+	for _, d := range scaleDepths() {
 		depths[fmt.Sprintf("redis/pending=%d", d)] = true
 	}
 	for i, line := range strings.Split(readme, "\n") {

@@ -73,8 +73,9 @@ bench() { # bench PKG REGEX BENCHTIME COUNT
 
 # Backends × tiers: every case proves once untimed, then COUNT timed proofs.
 bench ./bench/ '^Benchmark(Prove|Verify)$' 1x "$COUNT"
-# Queue depth: 2000 claims per depth; the fill is done once per process.
-bench ./bench/ '^BenchmarkClaimScale$' 2000x 1
+# Queue depth (1k, 100k, 1M pending): 5000 claims per depth for the p99;
+# each queue is filled once per process (1M: minutes).
+bench ./bench/ '^BenchmarkClaimScale$' 5000x 1
 # Orchestration, each beside its baseline from the same run.
 bench ./coordinator/store/redisstore/ '^BenchmarkRedisClaimSubmit$' 1000x "$COUNT"
 bench ./coordinator/store/boltstore/ '^BenchmarkBoltClaimSubmit$' 100x "$COUNT"
