@@ -113,6 +113,28 @@ type Options struct {
 	StreamWriteTimeout time.Duration
 	// EventRing is how many recent events are kept in memory for streams.
 	EventRing int
+	// Abuse are the per-prover limits (zero: none).
+	Abuse Abuse
+	// MaxVerifyAttempts bounds the verifications of one lease that could
+	// not be made (503, the lease kept and extended): the next one fails the
+	// lease, so a proof that always times out cannot hold its job forever
+	// (default 3).
+	MaxVerifyAttempts int
+	// CheckTraceHeader makes ingest read the uploaded trace's header and
+	// refuse (400) a job whose tier or intent differs from it: such a job
+	// could never verify. The coordinator always sets it; tests of the
+	// HTTP layer with opaque blobs leave it off.
+	CheckTraceHeader bool
+	// TokenTTL is how long a prover token issued by this coordinator works
+	// (0: no expiry).
+	TokenTTL time.Duration
+	// RotateGrace is how long the old tokens keep working after a rotation
+	// that names no grace (default 1h).
+	RotateGrace time.Duration
+	// BindClientCert requires a prover's requests to carry a verified TLS
+	// client certificate naming that prover (CN or URI SAN
+	// pouw://prover/<id>): set with mTLS (--client-ca).
+	BindClientCert bool
 }
 
 func (o Options) withDefaults() Options {
@@ -164,6 +186,12 @@ func (o Options) withDefaults() Options {
 	if o.EventRing <= 0 {
 		o.EventRing = 4096
 	}
+	if o.MaxVerifyAttempts <= 0 {
+		o.MaxVerifyAttempts = 3
+	}
+	if o.RotateGrace <= 0 {
+		o.RotateGrace = time.Hour
+	}
 	return o
 }
 
@@ -178,6 +206,7 @@ type Server struct {
 	auth    *authenticator
 	metrics *metrics
 	hub     *hub
+	limits  *limiter
 	handler http.Handler
 	routes  []Route
 	// promHandler serves the registry in the exposition format.
@@ -196,6 +225,8 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Logger, store: opts.Store, blobs: opts.Blobs}
 	s.auth = newAuthenticator(opts.AdminToken, opts.Store)
 	s.metrics = newMetrics(opts.Registry, opts.Store)
+	s.metrics.exportLimits(opts)
+	s.limits = newLimiter(opts.Abuse, opts.Clock)
 	s.hub = newHub(opts.Store, opts.Logger, opts.EventPoll, opts.EventRing, s.metrics.observeEvent)
 	s.promHandler = promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)})
@@ -282,6 +313,11 @@ func (s *Server) buildMux() http.Handler {
 	add("POST", v+"/provers", accessAdmin, s.handleRegisterProver)
 	add("POST", v+"/dead-letter/{id}/requeue", accessAdmin, s.handleRequeue)
 	add("POST", v+"/pool/deposits", accessAdmin, s.handleDeposit)
+	// Issue 13: token lifecycle and suspension.
+	add("POST", v+"/provers/{id}/tokens", accessAdmin, s.handleRotateToken)
+	add("POST", v+"/provers/{id}/revoke", accessAdmin, s.handleRevokeTokens)
+	add("POST", v+"/provers/{id}/suspend", accessAdmin, s.handleSuspend)
+	add("POST", v+"/provers/{id}/unsuspend", accessAdmin, s.handleUnsuspend)
 	add("GET", "/healthz", accessPublic, s.handleHealthz)
 	add("GET", "/readyz", accessPublic, s.handleReadyz)
 	add("GET", "/metrics", accessRead, s.handleMetrics)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/zeebo/blake3"
 
@@ -42,6 +41,8 @@ const (
 type caller struct {
 	role     role
 	proverID string
+	// prover is the store's record of a prover caller (suspension).
+	prover store.Prover
 }
 
 // ProverTokenPrefix starts every prover token, so a leaked one is easy to
@@ -60,21 +61,16 @@ func NewToken(prefix string) string {
 func TokenHash(token string) pouw.Hash { return pouw.Hash(blake3.Sum256([]byte(token))) }
 
 // authenticator resolves bearer tokens. Prover tokens are looked up by hash
-// (the store never sees a token), and found provers are cached: tokens are
-// never revoked through this API, so a cached entry cannot go stale, and the
-// cache saves a store round trip per prover request.
+// (the store never sees a token) on every request, with no cache: a revoke,
+// an expiry or a suspension takes effect on every coordinator at once,
+// because each of them asks the store.
 type authenticator struct {
 	adminHash pouw.Hash
 	store     store.Store
-
-	mu    sync.RWMutex
-	cache map[pouw.Hash]string
 }
 
-const maxTokenCache = 10_000
-
 func newAuthenticator(adminToken string, st store.Store) *authenticator {
-	return &authenticator{adminHash: TokenHash(adminToken), store: st, cache: map[pouw.Hash]string{}}
+	return &authenticator{adminHash: TokenHash(adminToken), store: st}
 }
 
 var errNoToken = errors.New("no bearer token")
@@ -98,26 +94,14 @@ func (a *authenticator) identify(ctx context.Context, r *http.Request) (caller, 
 	if !strings.HasPrefix(tok, ProverTokenPrefix) {
 		return caller{}, errorf(http.StatusUnauthorized, pouw.CodeUnauthorized, "invalid token")
 	}
-	a.mu.RLock()
-	id, hit := a.cache[th]
-	a.mu.RUnlock()
-	if hit {
-		return caller{role: roleProver, proverID: id}, nil
-	}
 	p, err := a.store.ProverByTokenHash(ctx, th)
 	if errors.Is(err, store.ErrNotFound) {
-		return caller{}, errorf(http.StatusUnauthorized, pouw.CodeUnauthorized, "invalid token")
+		return caller{}, errorf(http.StatusUnauthorized, pouw.CodeUnauthorized, "invalid, expired or revoked token")
 	}
 	if err != nil {
 		return caller{}, err
 	}
-	a.mu.Lock()
-	if len(a.cache) >= maxTokenCache {
-		clear(a.cache)
-	}
-	a.cache[th] = p.ID
-	a.mu.Unlock()
-	return caller{role: roleProver, proverID: p.ID}, nil
+	return caller{role: roleProver, proverID: p.ID, prover: p}, nil
 }
 
 // authorize checks the caller against what the route requires.
@@ -139,6 +123,17 @@ func (s *Server) authorize(r *http.Request, need access) (caller, error) {
 	case accessProver:
 		if c.role != roleProver {
 			return caller{}, errorf(http.StatusForbidden, pouw.CodeForbidden, "only a registered prover can do this; the admin token holds no leases")
+		}
+		if s.opts.BindClientCert {
+			// mTLS: the verified client certificate must name the prover
+			// whose token is presented, so a stolen token is useless
+			// without that farm's key.
+			if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+				return caller{}, errorf(http.StatusForbidden, CodeCertMismatch, "this coordinator requires a client certificate naming prover %s", c.proverID)
+			}
+			if !certNamesProver(r.TLS.PeerCertificates[0], c.proverID) {
+				return caller{}, errorf(http.StatusForbidden, CodeCertMismatch, "the client certificate does not name prover %s (CN or URI SAN %s<id>)", c.proverID, ProverURIPrefix)
+			}
 		}
 	case accessAdmin:
 		if c.role != roleAdmin {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pouwfarm/pouwfarm/coordinator/api"
 	"github.com/pouwfarm/pouwfarm/pouw"
 )
 
@@ -25,6 +26,7 @@ func TestAuthMatrix(t *testing.T) {
 			ctx := context.Background()
 			owner := e.registerProver("owner")
 			other := e.registerProver("other")
+			e.registerProver("target")
 			if _, err := e.client(adminToken).Deposit(ctx, 100, ""); err != nil {
 				t.Fatal(err)
 			}
@@ -70,6 +72,10 @@ func TestAuthMatrix(t *testing.T) {
 				{"POST", "/v1/pouw/provers", "application/json", body(pouw.RegisterProverRequest{ProverID: "new-prover"}), admin, false},
 				{"POST", "/v1/pouw/dead-letter/" + id + "/requeue", "", nil, admin, false},
 				{"POST", "/v1/pouw/pool/deposits", "application/json", body(pouw.DepositRequest{Amount: 1}), admin, false},
+				{"POST", "/v1/pouw/provers/target/tokens", "application/json", body(api.RotateTokenRequest{GraceMs: 1000}), admin, false},
+				{"POST", "/v1/pouw/provers/target/suspend", "application/json", body(api.SuspendRequest{Reason: "test"}), admin, false},
+				{"POST", "/v1/pouw/provers/target/unsuspend", "", nil, admin, false},
+				{"POST", "/v1/pouw/provers/target/revoke", "", nil, admin, false},
 				{"GET", "/healthz", "", nil, public, false},
 				{"GET", "/readyz", "", nil, public, false},
 			}

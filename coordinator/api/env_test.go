@@ -81,6 +81,9 @@ type envOptions struct {
 	maxEvents  int
 	eventRing  int
 	logger     *slog.Logger
+	// configure adjusts the options before api.New (abuse limits, token
+	// lifetimes, ...).
+	configure func(*api.Options)
 }
 
 func newEnv(t *testing.T, b backend, eo envOptions) *env {
@@ -106,12 +109,16 @@ func newEnvOn(t *testing.T, st store.Store, advance func(time.Duration), eo envO
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	srv, err := api.New(api.Options{
+	opts := api.Options{
 		Store: st, Blobs: blobs, Verifier: eo.verifier, Registry: reg,
 		AdminToken: adminToken, PublicRead: eo.publicRead, Limits: eo.limits,
 		EventRing: eo.eventRing, EventPoll: 20 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
 		Logger: logger,
-	})
+	}
+	if eo.configure != nil {
+		eo.configure(&opts)
+	}
+	srv, err := api.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

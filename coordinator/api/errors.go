@@ -37,7 +37,10 @@ func errorf(status int, code, format string, args ...any) error {
 func classify(err error) (int, string) {
 	var he *httpError
 	var mbe *http.MaxBytesError
+	var rl *rateLimited
 	switch {
+	case errors.As(err, &rl):
+		return http.StatusTooManyRequests, CodeRateLimited
 	case errors.As(err, &he):
 		return he.status, he.code
 	case errors.As(err, &mbe), errors.Is(err, blob.ErrTooLarge):
@@ -74,6 +77,10 @@ func classify(err error) (int, string) {
 func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) int {
 	status, code := classify(err)
 	msg := err.Error()
+	var rl *rateLimited
+	if errors.As(err, &rl) {
+		writeRetryAfter(w, rl)
+	}
 	if status >= 500 {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		if status != http.StatusServiceUnavailable {

@@ -70,6 +70,14 @@ func (s *Server) handleClaim(w http.ResponseWriter, r *http.Request, c caller) e
 	if req.MaxTraceBytes < 0 {
 		return errorf(http.StatusBadRequest, pouw.CodeInvalid, "max_trace_bytes must not be negative")
 	}
+	if c.prover.Suspended {
+		return errorf(http.StatusForbidden, CodeProverSuspended, "prover %s is suspended (%s); an admin can lift it with 'pouw provers unsuspend %s'",
+			c.proverID, c.prover.SuspendReason, c.proverID)
+	}
+	if err := s.limits.allowClaim(c.proverID); err != nil {
+		s.countLimited(err)
+		return err
+	}
 	lease, err := s.store.Claim(r.Context(), store.ClaimRequest{
 		ProverID: c.proverID, Tiers: req.Tiers, Backends: req.Backends,
 		MaxTraceBytes: req.MaxTraceBytes, MinReward: req.MinReward,
@@ -82,6 +90,7 @@ func (s *Server) handleClaim(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
+	s.limits.leased(c.proverID, lease.Job.JobID, lease.Job.LeaseExpiresAtMs)
 	s.hub.poke()
 	writeJSON(w, http.StatusOK, pouw.ClaimResponse{Job: lease.Job, LeaseToken: lease.Token})
 	return nil
@@ -141,6 +150,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
+	s.limits.leased(c.proverID, job.JobID, job.LeaseExpiresAtMs)
 	s.hub.poke()
 	writeJSON(w, http.StatusOK, job)
 	return nil
@@ -173,6 +183,7 @@ func (s *Server) endLease(w http.ResponseWriter, r *http.Request, c caller,
 	if err != nil {
 		return err
 	}
+	s.limits.ended(c.proverID, ref.JobID, ref.Token)
 	s.hub.poke()
 	writeJSON(w, http.StatusOK, job)
 	return nil
@@ -198,6 +209,10 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, c caller) 
 	if int64(len(req.Proof)) > s.opts.Limits.MaxProofBytes {
 		return errorf(http.StatusRequestEntityTooLarge, pouw.CodeTooLarge, "proof exceeds %d bytes", s.opts.Limits.MaxProofBytes)
 	}
+	if err := s.limits.allowSubmit(c.proverID); err != nil {
+		s.countLimited(err)
+		return err
+	}
 	ctx := r.Context()
 	job, err := s.store.BeginVerify(ctx, ref, s.opts.VerifyBudget)
 	if err != nil {
@@ -214,8 +229,10 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, c caller) 
 	s.metrics.verifyDuration.WithLabelValues(job.Backend).Observe(time.Since(start).Seconds())
 	if verr != nil {
 		if errors.Is(verr, ErrVerifierUnavailable) {
-			return verr
+			return s.verifyUnavailable(ctx, ref, verr)
 		}
+		s.limits.ended(c.proverID, ref.JobID, ref.Token)
+		defer s.afterVerified(ctx, c, true)
 		// Backends already say "proof rejected: ..."; say it once.
 		reason := strings.TrimPrefix(verr.Error(), ErrProofRejected.Error()+": ")
 		if len(reason) > maxReasonLen {
@@ -231,7 +248,9 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, c caller) 
 	if _, _, err := s.blobs.Put(ctx, sum, bytes.NewReader(req.Proof), 0); err != nil {
 		return fmt.Errorf("storing the proof of %s: %w", ref.JobID, err)
 	}
+	defer s.afterVerified(ctx, c, false)
 	done, err := s.store.Complete(ctx, ref, sum.String())
+	s.limits.ended(c.proverID, ref.JobID, ref.Token)
 	if err != nil {
 		return err
 	}
@@ -291,6 +310,11 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ caller) 
 		}
 		return err
 	}
+	if s.opts.CheckTraceHeader {
+		if err := s.checkTraceHeader(ctx, req); err != nil {
+			return err
+		}
+	}
 	deadline := req.DeadlineMs
 	if deadline == 0 {
 		deadline = s.opts.Clock.Now().Add(s.opts.DefaultTTL).UnixMilli()
@@ -308,7 +332,8 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
-	s.hub.poke()
+	s.audit(ctx, r, pouw.Event{Action: pouw.ActionIngest, JobID: job.JobID,
+		Reason: fmt.Sprintf("tier %s, trace %s, reward %d, created %t", req.Tier, req.TraceHash, req.RewardBudget, created)})
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -349,6 +374,7 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request, _ caller)
 	if err != nil {
 		return err
 	}
+	s.audit(r.Context(), r, pouw.Event{Action: pouw.ActionUploadBlob, Reason: fmt.Sprintf("blob %s, %d bytes, created %t", h, n, created)})
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -390,10 +416,11 @@ func (s *Server) handleRegisterProver(w http.ResponseWriter, r *http.Request, _ 
 	token := NewToken(ProverTokenPrefix)
 	if err := s.store.RegisterProver(r.Context(), store.Prover{
 		ID: req.ProverID, TokenHash: TokenHash(token), CreatedAtMs: s.opts.Clock.Now().UnixMilli(),
+		TTL: s.opts.TokenTTL,
 	}); err != nil {
 		return err
 	}
-	s.hub.poke()
+	s.audit(r.Context(), r, pouw.Event{Action: pouw.ActionRegister, ProverID: req.ProverID})
 	writeJSON(w, http.StatusCreated, pouw.RegisterProverResponse{ProverID: req.ProverID, Token: token})
 	return nil
 }
@@ -410,7 +437,7 @@ func (s *Server) handleRequeue(w http.ResponseWriter, r *http.Request, _ caller)
 	if err != nil {
 		return err
 	}
-	s.hub.poke()
+	s.audit(r.Context(), r, pouw.Event{Action: pouw.ActionRequeue, JobID: id})
 	writeJSON(w, http.StatusOK, job)
 	return nil
 }
@@ -434,7 +461,7 @@ func (s *Server) handleDeposit(w http.ResponseWriter, r *http.Request, _ caller)
 	if err != nil {
 		return err
 	}
-	s.hub.poke()
+	s.audit(r.Context(), r, pouw.Event{Action: pouw.ActionDeposit, Amount: req.Amount, Reason: req.Memo})
 	writeJSON(w, http.StatusOK, p)
 	return nil
 }

@@ -24,6 +24,12 @@ type metrics struct {
 	// several coordinators each reports the deployment's totals: aggregate
 	// them with max(), not sum().
 	transitions *prometheus.CounterVec
+	// Abuse limits (issue 13): the configured values, and how often they
+	// bit.
+	limit         *prometheus.GaugeVec
+	limited       *prometheus.CounterVec
+	suspensions   prometheus.Counter
+	verifyGiveUps prometheus.Counter
 }
 
 // eventMetric maps the event types that count as a lifecycle transition to
@@ -70,9 +76,44 @@ func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
 			m.transitions.WithLabelValues(tr, tier.String())
 		}
 	}
+	m.limit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pouw_prover_limit",
+		Help: "Configured per-prover abuse limits and token lifetimes, by limit (0: off).",
+	}, []string{"limit"})
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pouw_prover_limited_total",
+		Help: "Requests answered 429 by a per-prover limit, by limit (claim_rate, submit_rate, max_leases).",
+	}, []string{"limit"})
+	for _, l := range []string{"claim_rate", "submit_rate", "max_leases"} {
+		m.limited.WithLabelValues(l)
+	}
+	m.suspensions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pouw_prover_suspensions_total",
+		Help: "Provers this coordinator suspended because most of their recent proofs were rejected.",
+	})
+	m.verifyGiveUps = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pouw_verify_attempts_exhausted_total",
+		Help: "Leases failed because their proof could not be verified MaxVerifyAttempts times.",
+	})
 	reg.MustRegister(m.requests, m.duration, m.verifyDuration, m.streamClients, m.transitions,
-		&statusCollector{store: st})
+		m.limit, m.limited, m.suspensions, m.verifyGiveUps, &statusCollector{store: st})
 	return m
+}
+
+// exportLimits publishes the configured limits.
+func (m *metrics) exportLimits(o Options) {
+	a := o.Abuse
+	for k, v := range map[string]float64{
+		"max_leases": float64(a.MaxLeases), "claim_rate": a.ClaimRate, "claim_burst": float64(a.ClaimBurst),
+		"submit_rate": a.SubmitRate, "submit_burst": float64(a.SubmitBurst),
+		"suspend_window": float64(a.SuspendWindow), "suspend_min_proofs": float64(a.SuspendMinProofs),
+		"suspend_reject_ratio": a.SuspendRejectRatio, "max_verify_attempts": float64(o.MaxVerifyAttempts),
+		"token_ttl_seconds": o.TokenTTL.Seconds(), "rotate_grace_seconds": o.RotateGrace.Seconds(),
+		"max_trace_bytes": float64(o.Limits.MaxTraceBytes), "max_proof_bytes": float64(o.Limits.MaxProofBytes),
+		"max_json_bytes": float64(o.Limits.MaxJSONBytes),
+	} {
+		m.limit.WithLabelValues(k).Set(v)
+	}
 }
 
 func (m *metrics) observeEvent(ev pouw.Event) {

@@ -46,6 +46,11 @@ var (
 	// ErrOutcomeUnknown: a submit failed ambiguously and the job's state
 	// does not show whether the proof was accepted.
 	ErrOutcomeUnknown = errors.New("submit outcome unknown")
+	// ErrRateLimited: a per-prover limit of the coordinator (429); the
+	// *Error's RetryAfter says when to come back.
+	ErrRateLimited = errors.New("rate limited")
+	// ErrSuspended: the prover is suspended until an admin lifts it.
+	ErrSuspended = errors.New("prover suspended")
 )
 
 // Error is a non-2xx answer of the coordinator.
@@ -53,6 +58,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the server's Retry-After (429, 503), zero when absent.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -82,6 +89,10 @@ func (e *Error) Is(target error) bool {
 		return e.Status == http.StatusRequestEntityTooLarge
 	case ErrHashMismatch:
 		return e.Code == pouw.CodeHashMismatch
+	case ErrRateLimited:
+		return e.Status == http.StatusTooManyRequests
+	case ErrSuspended:
+		return e.Code == "prover_suspended"
 	}
 	return false
 }
@@ -218,6 +229,14 @@ func (c *Client) send(ctx context.Context, rq request) (*http.Response, error) {
 				retryable = rq.mode != retryNotSentOnly
 				lastErr = &ambiguousError{apiErr}
 			}
+			// 429: the server did nothing. Wait as told when that is short;
+			// a longer wait is the caller's to schedule.
+			if resp.StatusCode == http.StatusTooManyRequests && apiErr.RetryAfter <= c.opts.MaxBackoff && try < c.opts.MaxRetries {
+				if err := sleepFor(ctx, apiErr.RetryAfter); err != nil {
+					return nil, errors.Join(apiErr, err)
+				}
+				retryable = true
+			}
 		}
 		if !retryable || try >= c.opts.MaxRetries {
 			return nil, lastErr
@@ -264,6 +283,9 @@ func (c *Client) once(ctx context.Context, rq request) (*http.Response, error) {
 func readError(resp *http.Response) *Error {
 	defer resp.Body.Close()
 	e := &Error{Status: resp.StatusCode}
+	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra >= 0 {
+		e.RetryAfter = time.Duration(ra) * time.Second
+	}
 	var body pouw.ErrorBody
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
@@ -280,7 +302,10 @@ func (c *Client) sleep(ctx context.Context, try int) error {
 	if bound > c.opts.MaxBackoff || bound <= 0 {
 		bound = c.opts.MaxBackoff
 	}
-	d := time.Duration(rand.Int64N(int64(bound)) + 1)
+	return sleepFor(ctx, time.Duration(rand.Int64N(int64(bound))+1))
+}
+
+func sleepFor(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -483,6 +508,59 @@ func (c *Client) Provers(ctx context.Context) ([]pouw.ProverStats, error) {
 func (c *Client) RegisterProver(ctx context.Context, proverID string) (pouw.RegisterProverResponse, error) {
 	var out pouw.RegisterProverResponse
 	_, err := c.call(ctx, "POST", v1+"/provers", nil, pouw.RegisterProverRequest{ProverID: proverID}, &out, retryUnsent)
+	return out, err
+}
+
+// RotateTokenResponse carries a prover's new token (shown once).
+type RotateTokenResponse struct {
+	ProverID        string `json:"prover_id"`
+	Token           string `json:"token"`
+	ExpiresAtMs     int64  `json:"expires_at_ms"`
+	OldValidUntilMs int64  `json:"old_valid_until_ms"`
+}
+
+// RotateToken issues a new token for a prover (admin); its other tokens keep
+// working for grace (0: the coordinator's default).
+func (c *Client) RotateToken(ctx context.Context, proverID string, grace time.Duration) (RotateTokenResponse, error) {
+	var out RotateTokenResponse
+	in := struct {
+		GraceMs int64 `json:"grace_ms,omitempty"`
+	}{grace.Milliseconds()}
+	_, err := c.call(ctx, "POST", v1+"/provers/"+url.PathEscape(proverID)+"/tokens", nil, in, &out, retryNotSentOnly)
+	return out, err
+}
+
+// RevokeTokens revokes every token of a prover (admin) and returns how many.
+func (c *Client) RevokeTokens(ctx context.Context, proverID string) (int, error) {
+	var out struct {
+		Revoked int `json:"revoked"`
+	}
+	_, err := c.call(ctx, "POST", v1+"/provers/"+url.PathEscape(proverID)+"/revoke", nil, nil, &out, retryUnsent)
+	return out.Revoked, err
+}
+
+// Suspension is a prover's suspension state.
+type Suspension struct {
+	ProverID   string `json:"prover_id"`
+	Suspended  bool   `json:"suspended"`
+	Reason     string `json:"reason,omitempty"`
+	LiftedAtMs int64  `json:"lifted_at_ms,omitempty"`
+}
+
+// Suspend suspends a prover (admin).
+func (c *Client) Suspend(ctx context.Context, proverID, reason string) (Suspension, error) {
+	var out Suspension
+	in := struct {
+		Reason string `json:"reason"`
+	}{reason}
+	_, err := c.call(ctx, "POST", v1+"/provers/"+url.PathEscape(proverID)+"/suspend", nil, in, &out, retryUnsent)
+	return out, err
+}
+
+// Unsuspend lifts a prover's suspension (admin).
+func (c *Client) Unsuspend(ctx context.Context, proverID string) (Suspension, error) {
+	var out Suspension
+	_, err := c.call(ctx, "POST", v1+"/provers/"+url.PathEscape(proverID)+"/unsuspend", nil, nil, &out, retryUnsent)
 	return out, err
 }
 

@@ -88,12 +88,11 @@ type Store interface {
 	// Provers lists every registered prover with its statistics.
 	Provers(ctx context.Context) ([]pouw.ProverStats, error)
 
-	// AddProverToken gives prover id another token (rotation). When
-	// graceUntilMs > 0, every other token of the prover stops working at
-	// graceUntilMs at the latest. ErrNotFound for an unknown prover,
-	// ErrExists when the hash is taken. expiresAtMs 0: the new token never
-	// expires.
-	AddProverToken(ctx context.Context, id string, h pouw.Hash, expiresAtMs, graceUntilMs int64) error
+	// AddProverToken gives prover id another token (rotation) that works
+	// for ttl (0: no expiry). When grace > 0, every other token of the
+	// prover stops working at now + grace at the latest. ErrNotFound for an
+	// unknown prover, ErrExists when the hash is taken.
+	AddProverToken(ctx context.Context, id string, h pouw.Hash, ttl, grace time.Duration) error
 	// RevokeProverTokens makes every token of prover id invalid at once and
 	// returns how many there were (ErrNotFound for an unknown prover).
 	RevokeProverTokens(ctx context.Context, id string) (int, error)
@@ -191,8 +190,12 @@ type Prover struct {
 	ID          string
 	TokenHash   pouw.Hash
 	CreatedAtMs int64
-	// ExpiresAtMs is when this token stops working (0: never).
+	// ExpiresAtMs is when this token stops working (0: never). RegisterProver
+	// ignores it and sets it from TTL and the store's clock.
 	ExpiresAtMs int64
+	// TTL is how long the token given to RegisterProver works (0: no
+	// expiry).
+	TTL time.Duration
 	// Suspended provers may read but not claim or submit.
 	Suspended     bool
 	SuspendReason string

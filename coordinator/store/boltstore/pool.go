@@ -63,7 +63,7 @@ func (s *Store) RegisterProver(ctx context.Context, p store.Prover) error {
 		}
 		rec := &proverRec{ID: p.ID, TokenHash: p.TokenHash, CreatedAtMs: t.now,
 			Stats:  pouw.ProverStats{ProverID: p.ID},
-			Tokens: map[string]int64{p.TokenHash.String(): p.ExpiresAtMs}}
+			Tokens: map[string]int64{p.TokenHash.String(): expiry(t.now, p.TTL)}}
 		if err := t.saveProver(rec); err != nil {
 			return err
 		}

@@ -3,17 +3,19 @@ package boltstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/pouw"
 )
 
 // AddProverToken implements store.Store.
-func (s *Store) AddProverToken(ctx context.Context, id string, h pouw.Hash, expiresAtMs, graceUntilMs int64) error {
-	if h.IsZero() || expiresAtMs < 0 || graceUntilMs < 0 {
-		return fmt.Errorf("%w: token hash zero or negative time", store.ErrInvalid)
+func (s *Store) AddProverToken(ctx context.Context, id string, h pouw.Hash, ttl, grace time.Duration) error {
+	if h.IsZero() || ttl < 0 || grace < 0 {
+		return fmt.Errorf("%w: token hash zero or negative duration", store.ErrInvalid)
 	}
 	return s.update(ctx, func(t *txn) error {
+		expiresAtMs, graceUntilMs := expiry(t.now, ttl), expiry(t.now, grace)
 		p, err := t.loadProver(id)
 		if err != nil {
 			return err
@@ -35,6 +37,14 @@ func (s *Store) AddProverToken(ctx context.Context, id string, h pouw.Hash, expi
 		}
 		return t.saveProver(p)
 	})
+}
+
+// expiry is now + d in ms, or 0 (never) for d = 0.
+func expiry(nowMs int64, d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return nowMs + d.Milliseconds()
 }
 
 // RevokeProverTokens implements store.Store.

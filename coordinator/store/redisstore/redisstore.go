@@ -720,10 +720,10 @@ func (s *Store) RegisterProver(ctx context.Context, p store.Prover) error {
 	if p.CreatedAtMs < 0 {
 		return fmt.Errorf("redisstore: register prover: %w: negative created_at_ms", store.ErrInvalid)
 	}
-	if p.ExpiresAtMs < 0 {
-		return fmt.Errorf("redisstore: register prover: %w: negative expiry", store.ErrInvalid)
+	if p.TTL < 0 {
+		return fmt.Errorf("redisstore: register prover: %w: negative TTL", store.ErrInvalid)
 	}
-	_, err := s.run(ctx, "register prover", s.s.register, p.ID, p.TokenHash.String(), p.CreatedAtMs, p.ExpiresAtMs)
+	_, err := s.run(ctx, "register prover", s.s.register, p.ID, p.TokenHash.String(), p.CreatedAtMs, p.TTL.Milliseconds())
 	return err
 }
 
@@ -770,11 +770,11 @@ func decodeProver(id string, v any) (store.Prover, error) {
 }
 
 // AddProverToken implements store.Store.
-func (s *Store) AddProverToken(ctx context.Context, id string, h pouw.Hash, expiresAtMs, graceUntilMs int64) error {
-	if h.IsZero() || expiresAtMs < 0 || graceUntilMs < 0 {
-		return fmt.Errorf("redisstore: add token: %w: zero hash or negative time", store.ErrInvalid)
+func (s *Store) AddProverToken(ctx context.Context, id string, h pouw.Hash, ttl, grace time.Duration) error {
+	if h.IsZero() || ttl < 0 || grace < 0 {
+		return fmt.Errorf("redisstore: add token: %w: zero hash or negative duration", store.ErrInvalid)
 	}
-	_, err := s.run(ctx, "add token", s.s.addToken, id, h.String(), expiresAtMs, graceUntilMs)
+	_, err := s.run(ctx, "add token", s.s.addToken, id, h.String(), ttl.Milliseconds(), grace.Milliseconds())
 	return err
 }
 

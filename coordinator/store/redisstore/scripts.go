@@ -655,10 +655,10 @@ end
 return out
 `
 
-// ARGV: id tokenhash createdms (0 = now) expiresms (0 = never)
+// ARGV: id tokenhash createdms (0 = now) ttlms (0 = never expires)
 const luaRegister = `
 local now = now_ms()
-local id, th, cat, exp = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local id, th, cat, ttl = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
 if cat == '0' then cat = istr(now) end
 if redis.call('EXISTS', K .. 'prover:' .. id) == 1 then
   return redis.error_reply('POUW_EXISTS prover ' .. id .. ' is already registered')
@@ -669,7 +669,7 @@ end
 redis.call('HSET', K .. 'prover:' .. id, 'th', th, 'cat', cat)
 redis.call('SET', K .. 'ptok:' .. th, id)
 redis.call('SADD', K .. 'ptoks:' .. id, th)
-if exp ~= '0' then redis.call('SET', K .. 'ptokexp:' .. th, exp) end
+if ttl > 0 then redis.call('SET', K .. 'ptokexp:' .. th, istr(now + ttl)) end
 redis.call('SADD', K .. 'provers', id)
 emit('prover.registered', now, {'p', id})
 return 1
@@ -687,9 +687,11 @@ end
 return {id, redis.call('HGETALL', K .. 'prover:' .. id), exp}
 `
 
-// ARGV: id tokenhash expiresms graceuntilms
+// ARGV: id tokenhash ttlms gracems (0: none)
 const luaAddToken = `
-local id, th, exp, grace = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+local now = now_ms()
+local id, th, ttl, grace = ARGV[8], ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
+if grace > 0 then grace = now + grace end
 local pk = K .. 'prover:' .. id
 if redis.call('EXISTS', pk) == 0 then return redis.error_reply('POUW_NOTFOUND prover ' .. id) end
 if redis.call('EXISTS', K .. 'ptok:' .. th) == 1 then
@@ -707,7 +709,7 @@ if grace > 0 then
 end
 redis.call('SET', K .. 'ptok:' .. th, id)
 redis.call('SADD', sk, th)
-if exp ~= '0' then redis.call('SET', K .. 'ptokexp:' .. th, exp) end
+if ttl > 0 then redis.call('SET', K .. 'ptokexp:' .. th, istr(now + ttl)) end
 return 1
 `
 

@@ -23,7 +23,7 @@ func (f *fx) byToken(h pouw.Hash) (store.Prover, error) {
 func testExpiredTokenIsNotFound(t *testing.T, nh Factory) {
 	f := newFx(t, nh, testOptions())
 	exp := f.nowMs() + time.Minute.Milliseconds()
-	if err := f.s.RegisterProver(f.ctx, store.Prover{ID: "short", TokenHash: hashOf("short"), ExpiresAtMs: exp}); err != nil {
+	if err := f.s.RegisterProver(f.ctx, store.Prover{ID: "short", TokenHash: hashOf("short"), TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := f.byToken(hashOf("short"))
@@ -39,8 +39,7 @@ func testRotatedTokenKeepsOldOneForGracePeriod(t *testing.T, nh Factory) {
 	f := newFx(t, nh, testOptions())
 	f.prover("farm")
 	old, fresh := tokenHash("farm"), hashOf("fresh")
-	grace := f.nowMs() + (10 * time.Second).Milliseconds()
-	if err := f.s.AddProverToken(f.ctx, "farm", fresh, 0, grace); err != nil {
+	if err := f.s.AddProverToken(f.ctx, "farm", fresh, 0, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	err := f.s.AddProverToken(f.ctx, "farm", fresh, 0, 0)
