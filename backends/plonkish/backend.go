@@ -266,3 +266,20 @@ func (b *Backend) SecurityBits(st backends.Statement, proof []byte) (int, error)
 const SecurityBits = 100
 
 var _ backends.SecurityReporter = (*Backend)(nil)
+
+// CheckWitness runs the MockProver on t and returns its failures as text
+// ("gate \"op_mul\" #0 fails at row 3", ...), nil when the trace satisfies
+// the circuit: what `pouw prove --backend plonkish --check` prints. The
+// CLI can reach it through a one-method interface without importing this
+// package.
+func (b *Backend) CheckWitness(t *trace.Trace) ([]string, error) {
+	fails, err := MockProve(t)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range fails {
+		out = append(out, f.String())
+	}
+	return out, nil
+}

@@ -343,3 +343,16 @@ func TestSecurityBitsVerifiesTheProof(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckWitnessNamesTheFailingGate(t *testing.T) {
+	w := windows(t, execute(t, mixSrc, 6, 4), 16)[0]
+	if fails, err := be.CheckWitness(w); err != nil || len(fails) != 0 {
+		t.Fatalf("valid window: %v %v", fails, err)
+	}
+	bad := &trace.Trace{Header: w.Header, Cells: slices.Clone(w.Cells)}
+	bad.Cells[3*trace.Width+trace.ColVD] = 12345 // row 3 is a MUL
+	fails, err := be.CheckWitness(bad)
+	if err != nil || len(fails) == 0 || !strings.Contains(strings.Join(fails, "\n"), `gate "op_mul" #0 fails at row 3`) {
+		t.Fatalf("got %v %v", fails, err)
+	}
+}
