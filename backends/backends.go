@@ -93,7 +93,9 @@ type Backend interface {
 // computable security level (the STARK's conjectured security).
 type SecurityReporter interface {
 	// SecurityBits decodes proof and returns the security level in bits its
-	// options give for the statement.
+	// options give for the statement. It is a report, not a verification:
+	// callers decide validity with Verify and ask SecurityBits only about a
+	// proof Verify accepted.
 	SecurityBits(st Statement, proof []byte) (int, error)
 }
 

@@ -136,6 +136,7 @@ func readHeader(path string, limit int64) (*trace.Header, pouw.Hash, error) {
 func newProveCmd() *cobra.Command {
 	var s statementFlags
 	var out string
+	var check bool
 	cmd := &cobra.Command{
 		Use:   "prove",
 		Short: "Prove a trace offline with a backend (for profiling)",
@@ -158,6 +159,11 @@ values. Prints the proving time and the proof size.`,
 			b, err := s.backendFor(tr.Header.Tier)
 			if err != nil {
 				return err
+			}
+			if check {
+				if err := checkWitness(cmd.OutOrStdout(), b, tr); err != nil {
+					return err
+				}
 			}
 			st := backends.Statement{Header: &tr.Header, TraceHash: th, JobID: s.jobID, ProverID: s.proverID}
 			start := time.Now()
@@ -192,7 +198,31 @@ values. Prints the proving time and the proof size.`,
 	}
 	s.register(cmd.Flags())
 	cmd.Flags().StringVar(&out, "out", "", "proof file to write (required) [POUW_OUT]")
+	cmd.Flags().BoolVar(&check, "check", false, "first check the witness with the backend's MockProver (plonkish) and print every failing gate and row [POUW_CHECK]")
 	return cmd
+}
+
+// checkWitness runs the backend's MockProver over the trace and prints every
+// failing gate, lookup or copy constraint with its row.
+func checkWitness(w io.Writer, b backends.Backend, tr *trace.Trace) error {
+	c, ok := b.(interface {
+		CheckWitness(*trace.Trace) ([]string, error)
+	})
+	if !ok {
+		return fmt.Errorf("--check: backend %s has no MockProver", b.Name())
+	}
+	fails, err := c.CheckWitness(tr)
+	if err != nil {
+		return err
+	}
+	for _, f := range fails {
+		fmt.Fprintln(w, f)
+	}
+	if len(fails) > 0 {
+		return exitError{code: 1, msg: fmt.Sprintf("witness fails %d constraints", len(fails))}
+	}
+	fmt.Fprintln(w, "witness satisfies every gate, lookup and copy constraint")
+	return nil
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -227,15 +257,18 @@ least --min-security bits of conjectured security, which it prints.`,
 			}
 			st := backends.Statement{Header: h, TraceHash: th, JobID: s.jobID, ProverID: s.proverID}
 			start := time.Now()
-			sec := -1
-			if sr, ok := b.(backends.SecurityReporter); ok {
-				sec, err = sr.SecurityBits(st, p)
-			} else {
-				err = b.Verify(cmd.Context(), st, p)
-			}
+			// Verify decides; SecurityBits only reports the number for a
+			// proof Verify accepted (it is not a verification).
+			err = b.Verify(cmd.Context(), st, p)
 			elapsed := time.Since(start)
 			if err != nil {
 				return exitError{code: 1, msg: "proof is NOT valid: " + err.Error()}
+			}
+			sec := -1
+			if sr, ok := b.(backends.SecurityReporter); ok {
+				if sec, err = sr.SecurityBits(st, p); err != nil {
+					return exitError{code: 1, msg: "proof is NOT valid: " + err.Error()}
+				}
 			}
 			if s.asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
