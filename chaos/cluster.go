@@ -375,6 +375,14 @@ func (g *loadgen) setPaused(p bool) {
 	g.busy.Unlock()
 }
 
+// record adds a job the harness ingested itself.
+func (g *loadgen) record(id string) {
+	g.mu.Lock()
+	g.ingested = append(g.ingested, id)
+	g.at = append(g.at, time.Now())
+	g.mu.Unlock()
+}
+
 // since lists the jobs whose ingest was acknowledged after t.
 func (g *loadgen) since(t time.Time) []string {
 	g.mu.Lock()

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -18,6 +19,8 @@ import (
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/coordinator/store/redisstore"
 	"github.com/pouwfarm/pouwfarm/pouw"
+	"github.com/pouwfarm/pouwfarm/trace"
+	"github.com/pouwfarm/pouwfarm/trace/workload"
 )
 
 // FaultKind names a fault the harness injects.
@@ -411,18 +414,28 @@ func (in *injector) clockJump(ctx context.Context, rec *FaultRecord) error {
 	return nil
 }
 
+// corruptTrace damages the trace blob of a pending job. The farms claim
+// new jobs within milliseconds, so the harness makes its own: it uploads a
+// trace, damages the stored file, then ingests the job (the coordinator
+// checked the hash at upload, not at ingest), which the farms must refuse
+// to prove (the BLAKE3 no longer matches) until it is dead.
 func (in *injector) corruptTrace(ctx context.Context, rec *FaultRecord) error {
-	cl := in.c.client(0, in.c.admin)
-	page, err := cl.Pending(ctx, client.ListOptions{Limit: 50})
+	cl := in.c.client(in.rng.IntN(len(in.c.coords)), in.c.admin)
+	seed := in.rng.Uint64()
+	tier := pouw.Tiers[in.rng.IntN(3)]
+	tr, err := in.gen.makeTrace(tier, workload.Names()[0], seed)
 	if err != nil {
 		return err
 	}
-	if len(page.Jobs) == 0 {
-		rec.Detail = "no pending job"
-		return nil
+	var buf bytes.Buffer
+	if err := trace.Encode(&buf, tr); err != nil {
+		return err
 	}
-	j := page.Jobs[in.rng.IntN(len(page.Jobs))]
-	h := j.TraceHash.String()
+	info, err := cl.UploadBlob(ctx, buf.Bytes())
+	if err != nil {
+		return err
+	}
+	h := info.Hash.String()
 	path := filepath.Join(in.c.blobs, h[:2], h)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -432,8 +445,18 @@ func (in *injector) corruptTrace(ctx context.Context, rec *FaultRecord) error {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		return err
 	}
-	in.corrupted[j.TraceHash] = true
-	rec.Target, rec.Detail = j.JobID, "trace "+h[:16]+"… last byte flipped"
+	in.corrupted[info.Hash] = true
+	reward := tierRewards[tier]
+	if _, err := cl.Deposit(ctx, reward, "chaos corrupt trace"); err != nil {
+		return err
+	}
+	r, err := cl.Ingest(ctx, pouw.IngestRequest{Tier: tier, IntentID: tr.Header.IntentID, TraceHash: info.Hash,
+		FeeBudget: reward, RewardBudget: reward})
+	if err != nil {
+		return err
+	}
+	in.gen.record(r.Job.JobID)
+	rec.Target, rec.Detail = r.Job.JobID, "trace "+h[:16]+"… last byte flipped after upload"
 	return nil
 }
 
