@@ -10,6 +10,8 @@ package coordinator
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +84,23 @@ type Config struct {
 	// Registry receives the metrics; a fresh one (with Go and process
 	// collectors) when nil.
 	Registry *prometheus.Registry
+
+	// TLSCert and TLSKey (PEM files) make the coordinator serve HTTPS,
+	// TLS 1.3 at least.
+	TLSCert, TLSKey string
+	// ClientCA (PEM) turns on mTLS: client certificates are verified
+	// against it, and a prover's requests must carry one naming that
+	// prover (CN or URI SAN pouw://prover/<id>). Requires TLSCert.
+	ClientCA string
+	// Abuse are the per-prover limits (api.DefaultAbuse from the CLI; none
+	// when zero).
+	Abuse api.Abuse
+	// MaxVerifyAttempts bounds unverifiable submits per lease (default 3).
+	MaxVerifyAttempts int
+	// TokenTTL is how long issued prover tokens work (0: no expiry).
+	TokenTTL time.Duration
+	// RotateGrace is how long old tokens work after a rotation (default 1h).
+	RotateGrace time.Duration
 }
 
 // Coordinator is an assembled coordinator, listening but not yet serving
@@ -95,7 +114,41 @@ type Coordinator struct {
 	server   *http.Server
 	listener net.Listener
 	admin    string
+	tls      bool
 	closers  []func() error
+}
+
+// serverTLS builds the server's TLS configuration from the certificate
+// files, or nil for plain HTTP.
+func serverTLS(cfg Config) (*tls.Config, error) {
+	if cfg.TLSCert == "" && cfg.TLSKey == "" {
+		if cfg.ClientCA != "" {
+			return nil, errors.New("--client-ca needs --tls-cert and --tls-key")
+		}
+		return nil, nil
+	}
+	if cfg.TLSCert == "" || cfg.TLSKey == "" {
+		return nil, errors.New("TLS needs both --tls-cert and --tls-key")
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	if cfg.ClientCA != "" {
+		pem, err := os.ReadFile(cfg.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s holds no PEM certificate", cfg.ClientCA)
+		}
+		// Verified when given: health probes and admins may come without
+		// one; the API requires it of provers (BindClientCert).
+		t.ClientCAs, t.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return t, nil
 }
 
 // New opens the store and blobs, resolves the admin token and binds the
@@ -190,14 +243,25 @@ func New(ctx context.Context, cfg Config) (_ *Coordinator, err error) {
 	c.API, err = api.New(api.Options{
 		Store: c.Store, Blobs: c.Blobs, Verifier: verifier, Logger: cfg.Logger, Registry: cfg.Registry,
 		AdminToken: c.admin, PublicRead: cfg.PublicRead, Tiers: cfg.Tiers, Limits: cfg.Limits,
-		VerifyBudget: cfg.VerifyBudget,
+		VerifyBudget: cfg.VerifyBudget, Abuse: cfg.Abuse, MaxVerifyAttempts: cfg.MaxVerifyAttempts,
+		TokenTTL: cfg.TokenTTL, RotateGrace: cfg.RotateGrace, CheckTraceHeader: true,
+		BindClientCert: cfg.ClientCA != "",
 	})
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := serverTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
 	c.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if tlsCfg != nil {
+		c.listener = tls.NewListener(c.listener, tlsCfg)
+		c.tls = true
+		c.log.Info("TLS on", "min_version", "1.3", "mtls", cfg.ClientCA != "")
 	}
 	c.server = &http.Server{
 		Handler: c.API.Handler(),
@@ -298,7 +362,12 @@ func adminToken(cfg Config, log *slog.Logger) (string, error) {
 }
 
 // URL is the base URL the coordinator serves on.
-func (c *Coordinator) URL() string { return "http://" + c.listener.Addr().String() }
+func (c *Coordinator) URL() string {
+	if c.tls {
+		return "https://" + c.listener.Addr().String()
+	}
+	return "http://" + c.listener.Addr().String()
+}
 
 // AdminToken is the admin bearer token in force.
 func (c *Coordinator) AdminToken() string { return c.admin }

@@ -2,11 +2,13 @@ package devnet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +57,11 @@ type FarmOptions struct {
 	Isolate []string
 	// OnDone is told of every finished job (agent.Options.OnDone).
 	OnDone func(agent.JobResult)
+	// TLS configures HTTPS to the coordinator (client.TLSConfig: CA and
+	// the mTLS client certificate); nil for the system defaults.
+	TLS *tls.Config
+	// Pprof serves /debug/pprof beside /metrics on MetricsAddr.
+	Pprof bool
 }
 
 // RunFarm builds the slots, starts the GPU health loop and the metrics
@@ -69,7 +76,7 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	if o.ProverID == "" {
 		return errors.New("devnet: the farm needs its prover id (the proofs are bound to it)")
 	}
-	cl, err := client.New(o.Coordinator, client.Options{Token: o.Token})
+	cl, err := client.New(o.Coordinator, client.Options{Token: o.Token, TLS: o.TLS})
 	if err != nil {
 		return err
 	}
@@ -112,6 +119,16 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		if o.Pprof {
+			// Registered on this mux only (not http.DefaultServeMux):
+			// profiles are served only where asked for.
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			o.Logger.Info("farm pprof", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+		}
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = hs.Serve(ln) }()
 		defer hs.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type apiFlags struct {
 	token       string
 	tokenFile   string
 	asJSON      bool
+	// TLS: the CA verifying an https:// coordinator, and a client
+	// certificate for mTLS.
+	ca, clientCert, clientKey string
 }
 
 const apiHelp = `
@@ -49,6 +53,9 @@ func (a *apiFlags) register(cmd *cobra.Command) {
 	f.StringVar(&a.token, "token", "", "bearer token (admin or prover)")
 	f.StringVar(&a.tokenFile, "token-file", "", "file holding the bearer token")
 	f.BoolVar(&a.asJSON, "json", false, "print JSON")
+	f.StringVar(&a.ca, "ca", "", "PEM CA that verifies an https:// coordinator (default: the system's roots)")
+	f.StringVar(&a.clientCert, "client-cert", "", "PEM client certificate (mTLS)")
+	f.StringVar(&a.clientKey, "client-key", "", "PEM private key of --client-cert")
 }
 
 func (a *apiFlags) client(cmd *cobra.Command) (*client.Client, error) {
@@ -71,7 +78,14 @@ func (a *apiFlags) client(cmd *cobra.Command) (*client.Client, error) {
 			tok = strings.TrimSpace(string(b))
 		}
 	}
-	return client.New(a.coordinator, client.Options{Token: tok})
+	var tlsCfg *tls.Config
+	if a.ca != "" || a.clientCert != "" || a.clientKey != "" {
+		var err error
+		if tlsCfg, err = client.TLSConfig(a.ca, a.clientCert, a.clientKey); err != nil {
+			return nil, err
+		}
+	}
+	return client.New(a.coordinator, client.Options{Token: tok, TLS: tlsCfg})
 }
 
 // print writes v as JSON with --json, else calls table.
@@ -511,6 +525,48 @@ func newProversCmd() *cobra.Command {
 		},
 	}
 	a.register(cmd)
+	printSuspension := func(cmd *cobra.Command, s client.Suspension) error {
+		return a.print(cmd, s, func(w io.Writer) {
+			fmt.Fprintf(w, "prover_id\t%s\nsuspended\t%t\n", s.ProverID, s.Suspended)
+			if s.Reason != "" {
+				fmt.Fprintf(w, "reason\t%s\n", s.Reason)
+			}
+		})
+	}
+	var reason string
+	suspend := &cobra.Command{
+		Use: "suspend PROVER_ID --reason TEXT", Short: "Suspend a prover (admin): it may no longer claim", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			if reason == "" {
+				return errors.New("--reason is required (it goes to the audit log)")
+			}
+			s, err := c.Suspend(cmd.Context(), args[0], reason)
+			if err != nil {
+				return err
+			}
+			return printSuspension(cmd, s)
+		},
+	}
+	suspend.Flags().StringVar(&reason, "reason", "", "why (recorded in the audit log)")
+	cmd.AddCommand(suspend, &cobra.Command{
+		Use: "unsuspend PROVER_ID", Short: "Lift a prover's suspension (admin); its earlier rejections are forgotten", Args: cobra.ExactArgs(1),
+		Example: `  pouw provers unsuspend gpu-box-1`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			s, err := c.Unsuspend(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printSuspension(cmd, s)
+		},
+	})
 	return cmd
 }
 
@@ -518,9 +574,14 @@ func newTokensCmd() *cobra.Command {
 	var a apiFlags
 	cmd := &cobra.Command{
 		Use:   "tokens",
-		Short: "Create prover tokens (admin)",
-		Long:  `Register provers. The token is printed once; the coordinator keeps only its hash, so store it now (a farm reads it from --token or POUW_TOKEN).` + apiHelp,
-		Args:  cobra.NoArgs,
+		Short: "Create, rotate and revoke prover tokens (admin)",
+		Long: `Register provers, rotate and revoke their tokens. A token is printed once;
+the coordinator keeps only its hash, so store it now (a farm reads it from
+--token or POUW_TOKEN). Tokens expire after the coordinator's --token-ttl.
+'rotate' issues a new token while the old ones keep working for a grace
+period; 'revoke' ends every token of a prover at once, on every coordinator
+of the deployment. Each is recorded in the event stream (admin.action).` + apiHelp,
+		Args: cobra.NoArgs,
 	}
 	a.register(cmd)
 	cmd.AddCommand(&cobra.Command{
@@ -538,6 +599,55 @@ func newTokensCmd() *cobra.Command {
 			return a.print(cmd, r, func(w io.Writer) {
 				fmt.Fprintf(w, "prover_id\t%s\ntoken\t%s\n", r.ProverID, r.Token)
 				fmt.Fprintln(w, "(shown once: the coordinator keeps only its hash)")
+			})
+		},
+	})
+	var grace time.Duration
+	rotate := &cobra.Command{
+		Use: "rotate PROVER_ID", Short: "Issue a new token; the old ones keep working for --grace", Args: cobra.ExactArgs(1),
+		Example: `  pouw tokens rotate gpu-box-1 --grace 2h`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			if grace < 0 {
+				return errors.New("--grace must not be negative")
+			}
+			r, err := c.RotateToken(cmd.Context(), args[0], grace)
+			if err != nil {
+				return err
+			}
+			return a.print(cmd, r, func(w io.Writer) {
+				fmt.Fprintf(w, "prover_id\t%s\ntoken\t%s\n", r.ProverID, r.Token)
+				if r.ExpiresAtMs > 0 {
+					fmt.Fprintf(w, "expires\t%s\n", fmtMs(r.ExpiresAtMs))
+				}
+				fmt.Fprintf(w, "old tokens until\t%s\n", fmtMs(r.OldValidUntilMs))
+				fmt.Fprintln(w, "(shown once: the coordinator keeps only its hash)")
+			})
+		},
+	}
+	rotate.Flags().DurationVar(&grace, "grace", 0, "how long the old tokens keep working (0: the coordinator's --rotate-grace)")
+	cmd.AddCommand(rotate)
+	cmd.AddCommand(&cobra.Command{
+		Use: "revoke PROVER_ID", Short: "Revoke every token of a prover, at once, everywhere", Args: cobra.ExactArgs(1),
+		Example: `  pouw tokens revoke gpu-box-1 && pouw tokens rotate gpu-box-1`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			n, err := c.RevokeTokens(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			out := struct {
+				ProverID string `json:"prover_id"`
+				Revoked  int    `json:"revoked"`
+			}{args[0], n}
+			return a.print(cmd, out, func(w io.Writer) {
+				fmt.Fprintf(w, "prover_id\t%s\nrevoked\t%d\n", args[0], n)
 			})
 		},
 	})

@@ -79,12 +79,20 @@ The admin token comes from POUW_ADMIN_TOKEN, else --admin-token-file, else
 <data-dir>/admin.token, which is generated (mode 0600) on first start; the
 log says which file. Register provers with 'pouw tokens create NAME'.
 
+HTTPS: --tls-cert/--tls-key (TLS 1.3 minimum); with --client-ca, farms
+present client certificates and a prover's requests are refused unless its
+certificate names its prover id. Per-prover limits (claim and submit rates,
+concurrent leases) answer 429 with Retry-After; a prover whose recent proofs
+are mostly rejected is suspended until 'pouw provers unsuspend ID'.
+docs/security.md has the threat model.
+
 Every flag has an environment twin: POUW_<FLAG> (POUW_STORE, POUW_ADDR, ...).
 SIGINT/SIGTERM stop it gracefully: event streams end, requests in flight
 finish.`,
 		Example: `  pouw coordinator
   pouw coordinator --addr :8080 --store redis://10.0.0.5:6379/0 --blobs file:///mnt/pouw-blobs
-  POUW_ADMIN_TOKEN=... pouw coordinator --public-read --lease-macro 5m`,
+  POUW_ADMIN_TOKEN=... pouw coordinator --public-read --lease-macro 5m
+  pouw coordinator --addr :8443 --tls-cert server.pem --tls-key server.key --client-ca farms-ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := apiEnvTwins(cmd); err != nil {
@@ -143,5 +151,21 @@ finish.`,
 	f.DurationVar(&cfg.ReapInterval, "reap-interval", time.Second, "how often expired leases are reaped")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for requests in flight")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	// Issue 13: TLS, token lifecycle, abuse limits (docs/security.md).
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain): serve HTTPS, TLS 1.3 minimum")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA of farm client certificates: mTLS, and a prover's certificate must name its prover id (CN or URI SAN pouw://prover/<id>)")
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", 90*24*time.Hour, "how long a newly issued prover token works (0: forever)")
+	f.DurationVar(&cfg.RotateGrace, "rotate-grace", time.Hour, "how long old tokens keep working after 'pouw tokens rotate'")
+	ab := api.DefaultAbuse()
+	f.IntVar(&cfg.Abuse.MaxLeases, "max-leases-per-prover", ab.MaxLeases, "leases one prover may hold at once, per coordinator (429 beyond; 0: no limit)")
+	f.Float64Var(&cfg.Abuse.ClaimRate, "claim-rate", ab.ClaimRate, "claims per second per prover (429 beyond the burst; 0: no limit)")
+	f.IntVar(&cfg.Abuse.ClaimBurst, "claim-burst", ab.ClaimBurst, "claim burst per prover")
+	f.Float64Var(&cfg.Abuse.SubmitRate, "submit-rate", ab.SubmitRate, "submits per second per prover (429 beyond the burst; 0: no limit)")
+	f.IntVar(&cfg.Abuse.SubmitBurst, "submit-burst", ab.SubmitBurst, "submit burst per prover")
+	f.IntVar(&cfg.Abuse.SuspendWindow, "suspend-window", ab.SuspendWindow, "recent verified proofs per prover the suspension rule looks at")
+	f.IntVar(&cfg.Abuse.SuspendMinProofs, "suspend-min-proofs", ab.SuspendMinProofs, "proofs in the window before a prover can be suspended")
+	f.Float64Var(&cfg.Abuse.SuspendRejectRatio, "suspend-reject-ratio", ab.SuspendRejectRatio, "suspend a prover when this share of its recent proofs was rejected (0: never)")
+	f.IntVar(&cfg.MaxVerifyAttempts, "max-verify-attempts", 3, "verifications of one lease that may run out of --verify-budget before the lease fails")
 	return annotateEnvTwins(cmd)
 }

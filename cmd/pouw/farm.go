@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/scheduler"
 	"github.com/pouwfarm/pouwfarm/scheduler/agent"
@@ -24,6 +26,8 @@ func newFarmCmd() *cobra.Command {
 	var grace time.Duration
 	var minReward uint64
 	var isolate string
+	var caFile, clientCert, clientKey string
+	var pprof bool
 	cmd := &cobra.Command{
 		Use:   "farm",
 		Short: "Prove jobs of a coordinator on this host's CPU cores and GPUs",
@@ -38,9 +42,16 @@ SIGTERM or Ctrl-C drains: no new claims, running proofs get --drain-grace to
 finish, and the leases of the rest are released (no failure counted).
 
 The prover id must be the one the token was registered under (an admin's
-POST /v1/pouw/provers returns the token); proofs are bound to it.`,
+POST /v1/pouw/provers returns the token); proofs are bound to it.
+
+HTTPS: an https:// coordinator is verified against --ca (else the system's
+roots), TLS 1.3 minimum; for mTLS, --client-cert/--client-key present a
+certificate whose CN (or URI SAN pouw://prover/<id>) is the prover id.
+--pprof serves /debug/pprof on --metrics-addr (off by default: it exposes
+goroutine stacks and heap contents to whoever reaches that address).`,
 		Example: `  pouw farm --coordinator http://coord:8080 --token $TOKEN --prover-id farm-a --cpu 16 --gpus all
-  POUW_COORDINATOR=http://coord:8080 POUW_TOKEN=... POUW_PROVER_ID=farm-a pouw farm --gpus 0,1`,
+  POUW_COORDINATOR=http://coord:8080 POUW_TOKEN=... POUW_PROVER_ID=farm-a pouw farm --gpus 0,1
+  pouw farm --coordinator https://coord:8443 --ca ca.pem --client-cert farm-a.pem --client-key farm-a.key --prover-id farm-a --token $TOKEN`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := farmEnvTwins(cmd); err != nil {
@@ -48,6 +59,16 @@ POST /v1/pouw/provers returns the token); proofs are bound to it.`,
 			}
 			if coordURL == "" || token == "" || proverID == "" {
 				return errors.New("--coordinator, --token and --prover-id are required (or POUW_COORDINATOR, POUW_TOKEN, POUW_PROVER_ID)")
+			}
+			if pprof && metricsAddr == "" {
+				return errors.New("--pprof serves on --metrics-addr: give one")
+			}
+			var tlsCfg *tls.Config
+			if caFile != "" || clientCert != "" || clientKey != "" {
+				var err error
+				if tlsCfg, err = client.TLSConfig(caFile, clientCert, clientKey); err != nil {
+					return err
+				}
 			}
 			sel, err := scheduler.ParseGPUSelection(host.gpus)
 			if err != nil {
@@ -65,7 +86,7 @@ POST /v1/pouw/provers returns the token); proofs are bound to it.`,
 			o := devnet.FarmOptions{
 				Coordinator: coordURL, Token: token, ProverID: proverID, Host: host.options(sel),
 				GPUs: src, Backends: reg, Logger: logger, MetricsAddr: metricsAddr,
-				DrainGrace: grace, MinReward: minReward,
+				DrainGrace: grace, MinReward: minReward, TLS: tlsCfg, Pprof: pprof,
 			}
 			if isolate != "" && isolate != "none" {
 				o.Workers = workerPool(logger, host.maxTrace)
@@ -84,6 +105,10 @@ POST /v1/pouw/provers returns the token); proofs are bound to it.`,
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve farm and GPU metrics on this address, e.g. :9101 [POUW_METRICS_ADDR]")
 	f.DurationVar(&grace, "drain-grace", 30*time.Second, "on shutdown, how long running proofs may finish before their leases are released [POUW_DRAIN_GRACE]")
 	f.Uint64Var(&minReward, "min-reward", 0, "only claim jobs paying at least this [POUW_MIN_REWARD]")
+	f.StringVar(&caFile, "ca", "", "PEM CA that verifies an https:// coordinator (default: the system's roots) [POUW_CA]")
+	f.StringVar(&clientCert, "client-cert", "", "PEM client certificate for mTLS; its CN or URI SAN pouw://prover/<id> must be the prover id [POUW_CLIENT_CERT]")
+	f.StringVar(&clientKey, "client-key", "", "PEM private key of --client-cert [POUW_CLIENT_KEY]")
+	f.BoolVar(&pprof, "pprof", false, "serve /debug/pprof on --metrics-addr (off by default) [POUW_PPROF]")
 	f.StringVar(&isolate, "isolate", "aggregate", "backends proved in per-slot worker processes (killed to cancel; a crash costs only the job): a comma list, all, or none [POUW_ISOLATE]")
 	return cmd
 }

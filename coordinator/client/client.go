@@ -12,6 +12,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +112,9 @@ type Options struct {
 	// 100 ms and 5 s); each wait is drawn uniformly up to the bound (full
 	// jitter), so many farms do not retry in step.
 	MinBackoff, MaxBackoff time.Duration
+	// TLS configures HTTPS (TLSConfig builds one: CA, client certificate)
+	// when HTTPClient is nil.
+	TLS *tls.Config
 }
 
 // Client talks to one coordinator. It is safe for concurrent use.
@@ -144,6 +148,9 @@ func New(baseURL string, opts Options) (*Client, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
 		tr.ResponseHeaderTimeout = 10 * time.Minute // a submit waits for verification
+		if opts.TLS != nil {
+			tr.TLSClientConfig = opts.TLS.Clone()
+		}
 		hc = &http.Client{Transport: tr}
 	}
 	return &Client{base: u, opts: opts, hc: hc}, nil
