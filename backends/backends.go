@@ -141,9 +141,10 @@ func (r *Registry) Names() []string { return slices.Clone(r.names) }
 // by the tier's byte value.
 type Table [len(pouw.Tiers)]string
 
-// DefaultTable serves every tier with the STARK (ARCHITECTURE.md: until
-// other backends pass their issues).
-func DefaultTable() Table { return Table{"stark", "stark", "stark"} }
+// DefaultTable is ARCHITECTURE.md's default: the Halo2-style plonkish
+// backend for Micro windows, the STARK for Macro and Full. aggregate is
+// opt-in because it needs keys.
+func DefaultTable() Table { return Table{"plonkish", "stark", "stark"} }
 
 // ParseTable parses "micro=stark,macro=stark,full=stark". Every tier must
 // be named exactly once.

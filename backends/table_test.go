@@ -19,7 +19,7 @@ func TestParseTableRoundTripsAndRejectsMalformedTables(t *testing.T) {
 	if got := tab.String(); got != "micro=plonkish,macro=stark,full=aggregate" {
 		t.Fatalf("String() = %q", got)
 	}
-	if def := backends.DefaultTable(); def.String() != "micro=stark,macro=stark,full=stark" {
+	if def := backends.DefaultTable(); def.String() != "micro=plonkish,macro=stark,full=stark" {
 		t.Fatalf("default table %v", def)
 	}
 	for _, bad := range []string{

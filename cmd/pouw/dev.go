@@ -138,7 +138,7 @@ written to <data-dir>/admin.token.`,
 	f.Uint64Var(&steps, "steps", 256, "steps of a Macro intent (a Full batch holds --batch intents of about steps/batch each) [POUW_STEPS]")
 	f.IntVar(&batch, "batch", 4, "intents per Full batch [POUW_BATCH]")
 	f.Uint64Var(&window, "window", 16, "steps of a Micro window (a power of two) [POUW_WINDOW]")
-	f.StringVar(&tierTable, "tier-backends", "", "tier -> backend table, e.g. micro=plonkish,macro=stark,full=stark (default stark for all) [POUW_TIER_BACKENDS]")
+	f.StringVar(&tierTable, "tier-backends", "", "tier -> backend table, e.g. micro=stark,macro=stark,full=stark (default micro=plonkish,macro=stark,full=stark) [POUW_TIER_BACKENDS]")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.BoolVar(&plain, "plain", false, "log progress lines even on a terminal (no live display)")
 	return cmd

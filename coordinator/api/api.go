@@ -49,9 +49,9 @@ func DefaultLimits() Limits {
 // ingest. Indexed by pouw.JobTier.
 type TierBackends [3]string
 
-// DefaultTierBackends is STARK for every tier (ARCHITECTURE.md, until
-// plonkish passes its issue).
-func DefaultTierBackends() TierBackends { return TierBackends{"stark", "stark", "stark"} }
+// DefaultTierBackends is ARCHITECTURE.md's default table: the Halo2-style
+// plonkish backend for Micro windows, the STARK for Macro and Full.
+func DefaultTierBackends() TierBackends { return TierBackends{"plonkish", "stark", "stark"} }
 
 // ParseTierBackends parses "micro=stark,macro=stark,full=stark". Tiers not
 // named keep their default.

@@ -41,7 +41,8 @@ func benchAPILease(b *testing.B, workers int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := api.New(api.Options{Store: st, Blobs: blobs, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := api.New(api.Options{Store: st, Blobs: blobs, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler),
+		Tiers: api.TierBackends{"stark", "stark", "stark"}})
 	if err != nil {
 		b.Fatal(err)
 	}

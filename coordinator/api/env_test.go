@@ -114,6 +114,9 @@ func newEnvOn(t *testing.T, st store.Store, advance func(time.Duration), eo envO
 		AdminToken: adminToken, PublicRead: eo.publicRead, Limits: eo.limits,
 		EventRing: eo.eventRing, EventPoll: 20 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
 		Logger: logger,
+		// The tests claim with the STARK alone; pin the table rather than
+		// depend on the default.
+		Tiers: api.TierBackends{"stark", "stark", "stark"},
 	}
 	if eo.configure != nil {
 		eo.configure(&opts)
