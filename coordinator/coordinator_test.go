@@ -45,7 +45,9 @@ func start(t *testing.T, cfg coordinator.Config) (*coordinator.Coordinator, *cli
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.Backends = reg
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := coordinator.New(ctx, cfg)
 	if err != nil {
@@ -211,24 +213,28 @@ func TestAdminTokenIsGeneratedIntoDataDirWithMode0600(t *testing.T) {
 // with a short lease.
 func TestReaperReturnsExpiredLeaseToPending(t *testing.T) {
 	opts := store.DefaultOptions()
-	opts.LeaseDuration[pouw.TierMicro] = 300 * time.Millisecond
+	opts.LeaseDuration[pouw.TierMacro] = 300 * time.Millisecond
 	c, admin, _ := start(t, coordinator.Config{StoreOptions: opts, ReapInterval: 50 * time.Millisecond})
 	ctx := context.Background()
 	if _, err := admin.Deposit(ctx, 10, ""); err != nil {
 		t.Fatal(err)
 	}
-	info, err := admin.UploadBlob(ctx, []byte("a trace"))
+	tr, err := workload.Macro("fib", 11, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := admin.Ingest(ctx, pouw.IngestRequest{Tier: pouw.TierMicro, IntentID: pouw.Hash{9}, TraceHash: info.Hash,
+	info, err := admin.UploadBlob(ctx, encode(t, tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := admin.Ingest(ctx, pouw.IngestRequest{Tier: pouw.TierMacro, IntentID: tr.Header.IntentID, TraceHash: info.Hash,
 		FeeBudget: 1, RewardBudget: 1, MaxRetries: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg, _ := admin.RegisterProver(ctx, "sleepy")
 	p, _ := client.New(c.URL(), client.Options{Token: reg.Token})
-	if _, err := p.Claim(ctx, pouw.ClaimRequest{Tiers: []pouw.JobTier{pouw.TierMicro}, Backends: []string{"stark"}}); err != nil {
+	if _, err := p.Claim(ctx, pouw.ClaimRequest{Tiers: []pouw.JobTier{pouw.TierMacro}, Backends: []string{"stark"}}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
