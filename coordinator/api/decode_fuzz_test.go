@@ -17,6 +17,8 @@ var requestTypes = []func() any{
 	func() any { return new(pouw.FailRequest) },
 	func() any { return new(pouw.RegisterProverRequest) },
 	func() any { return new(pouw.DepositRequest) },
+	func() any { return new(RotateTokenRequest) },
+	func() any { return new(SuspendRequest) },
 }
 
 // FuzzDecodeRequests feeds arbitrary bytes to the strict decoder of every

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,19 +74,40 @@ func (c *Client) followOnce(ctx context.Context, last *uint64, have *bool, h Str
 		return false, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	delivered := false
+	err = readSSE(resp.Body, func(id, typ, data string) error {
+		if err := c.dispatch(id, typ, data, last, have, h); err != nil {
+			return err
+		}
+		delivered = true
+		return nil
+	})
+	if err != nil {
+		return delivered, err
+	}
+	return delivered, errors.New("event stream closed by the coordinator")
+}
+
+// maxSSELine bounds one line of the event stream (a stream from the network
+// must not grow a buffer without end).
+const maxSSELine = 1 << 20
+
+// readSSE parses a Server-Sent Events stream from r and calls dispatch with
+// the id, type and data of every event, until r ends (nil) or dispatch or
+// the reader fails. Comment lines are skipped; a line longer than
+// maxSSELine is an error. FuzzReadSSE fuzzes it.
+func readSSE(r io.Reader, dispatch func(id, typ, data string) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxSSELine)
 	var id, typ string
 	var data strings.Builder
-	delivered := false
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" {
 			if data.Len() > 0 || typ != "" {
-				if err := c.dispatch(id, typ, data.String(), last, have, h); err != nil {
-					return delivered, err
+				if err := dispatch(id, typ, data.String()); err != nil {
+					return err
 				}
-				delivered = true
 			}
 			id, typ = "", ""
 			data.Reset()
@@ -108,10 +130,7 @@ func (c *Client) followOnce(ctx context.Context, last *uint64, have *bool, h Str
 			data.WriteString(value)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return delivered, err
-	}
-	return delivered, errors.New("event stream closed by the coordinator")
+	return sc.Err()
 }
 
 func (c *Client) dispatch(id, typ, data string, last *uint64, have *bool, h StreamHandler) error {
