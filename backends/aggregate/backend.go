@@ -411,7 +411,7 @@ func (b *Backend) childStatements(children []backends.Statement) ([]intentStatem
 // (bench/aggregate.md), used by Estimate.
 const (
 	innerProveNsPerConstraint = 15_000
-	outerProveNsPerConstraint = 60_000
+	outerProveNsPerConstraint = 80_000
 	innerBytesPerConstraint   = 3 << 10
 	outerBytesPerConstraint   = 8 << 10
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,8 +33,8 @@ func newKeysCmd() *cobra.Command {
 }
 
 func newKeysSetupCmd() *cobra.Command {
-	var backend, out string
-	var steps, k, progLen int
+	var backend, out, steps string
+	var k, progLen int
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "setup",
@@ -58,7 +59,7 @@ ceremony (gnark's mpcsetup, docs/aggregate.md).
 
 Setup is slow: minutes for 2^12 steps or k=16 on a small machine. It runs
 once per key directory, never in the proving path.`,
-		Example: `  pouw keys setup --backend aggregate --steps 4096 --k 4 --out keys/agg-4096-k4`,
+		Example: `  pouw keys setup --backend aggregate --steps 2^12 --k 4 --out keys/agg-4096-k4`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := keysEnvTwins(cmd); err != nil {
@@ -70,7 +71,7 @@ once per key directory, never in the proving path.`,
 			if out == "" {
 				return fmt.Errorf("--out: a key directory is required")
 			}
-			ls, err := aggregate.LogStepsFor(steps)
+			ls, err := parseKeySteps(steps)
 			if err != nil {
 				return fmt.Errorf("--steps: %w", err)
 			}
@@ -107,7 +108,7 @@ once per key directory, never in the proving path.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&backend, "backend", aggregate.Name, "backend to make keys for [POUW_KEYS_BACKEND]")
-	f.IntVar(&steps, "steps", 1<<aggregate.MinLogSteps, "size class: largest intent, in steps, a power of two 256..4096 [POUW_KEYS_STEPS]")
+	f.StringVar(&steps, "steps", "256", "size class: largest intent in steps, a power of two 256..4096, as 4096 or 2^12 [POUW_KEYS_STEPS]")
 	f.IntVar(&k, "k", 4, "intent proofs per aggregate proof: 2, 4, 8 or 16 [POUW_KEYS_K]")
 	f.IntVar(&progLen, "prog-len", aggregate.DefaultProgLen, "largest program, in instructions [POUW_KEYS_PROG_LEN]")
 	f.StringVar(&out, "out", "", "key directory to create (required) [POUW_KEYS_OUT]")
@@ -168,4 +169,24 @@ func keysEnvTwins(cmd *cobra.Command) error {
 		}
 	})
 	return err
+}
+
+// parseKeySteps reads a power of two written as 4096 or 2^12 and returns its
+// exponent.
+func parseKeySteps(s string) (int, error) {
+	if base, exp, ok := strings.Cut(s, "^"); ok {
+		if base != "2" {
+			return 0, fmt.Errorf("%q: only powers of two", s)
+		}
+		e, err := strconv.Atoi(exp)
+		if err != nil || e < 0 || e > 30 {
+			return 0, fmt.Errorf("%q: bad exponent", s)
+		}
+		return e, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: not a number", s)
+	}
+	return aggregate.LogStepsFor(n)
 }
