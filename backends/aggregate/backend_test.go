@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	fr377 "github.com/consensys/gnark-crypto/ecc/bls12-377/fr"
 	"github.com/consensys/gnark/backend/groth16"
@@ -217,5 +218,31 @@ func TestProveRefusesInvalidTracesAndOversizedIntents(t *testing.T) {
 	cancel()
 	if _, err := b.Prove(cctx, tr, macroStatement(t, tr, "j", "p")); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: got %v", err)
+	}
+}
+
+// gnark's Prove takes no context; Prove still returns within a second of a
+// cancellation (the proving step finishes in the background).
+func TestCancelledProveReturnsPromptly(t *testing.T) {
+	b := testBackend(t)
+	if _, err := b.keys[0].proving(); err != nil {
+		t.Fatal(err)
+	}
+	tr := execute(t, fibSrc, 40)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Prove(ctx, tr, macroStatement(t, tr, "j", "p"))
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Prove did not return within a second of the cancellation")
 	}
 }
