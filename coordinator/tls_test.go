@@ -153,11 +153,15 @@ func runTLSFarm(t *testing.T, mtls bool, logs io.Writer) tlsRun {
 	if mtls {
 		cfg.ClientCA = pki.CAFile
 	}
-	farmLog := slog.New(slog.DiscardHandler)
+	// The farm logs into farmLogs (where its metrics URL is read from),
+	// and at debug level into logs too when given.
+	var farmLogs syncBuffer
+	var w io.Writer = &farmLogs
 	if logs != nil {
-		farmLog = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		cfg.Logger = farmLog
+		w = io.MultiWriter(&farmLogs, logs)
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	farmLog := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, _, _ := start(t, cfg)
 	if !strings.HasPrefix(c.URL(), "https://") {
 		t.Fatalf("URL %s, want https", c.URL())
@@ -203,6 +207,9 @@ func runTLSFarm(t *testing.T, mtls bool, logs io.Writer) tlsRun {
 	go func() {
 		done <- devnet.RunFarm(fctx, devnet.FarmOptions{
 			Coordinator: c.URL(), Token: reg.Token, ProverID: "farm-a", TLS: tlsCfg, Logger: farmLog,
+			// --pprof is on in the mTLS runs only: it must be served
+			// exactly when asked for.
+			MetricsAddr: "127.0.0.1:0", Pprof: mtls,
 			Host: scheduler.HostOptions{CPUCores: 1, HostMemoryBytes: 4 << 30}, GPUs: gpu.Null{Reason: "test"},
 			Backends: backs, IdleMin: 10 * time.Millisecond, IdleMax: 50 * time.Millisecond,
 		})
@@ -221,6 +228,7 @@ func runTLSFarm(t *testing.T, mtls bool, logs io.Writer) tlsRun {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	checkFarmPprof(t, farmLogs.String(), mtls)
 	if logs != nil {
 		rot, err := admin.RotateToken(ctx, "farm-a", time.Second)
 		if err != nil {
@@ -369,4 +377,32 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// checkFarmPprof reads the farm's metrics URL from its log and checks that
+// /metrics is served there, and /debug/pprof/ exactly when --pprof is on.
+func checkFarmPprof(t *testing.T, farmLog string, pprof bool) {
+	t.Helper()
+	m := regexp.MustCompile(`url=(http://\S+)/metrics`).FindStringSubmatch(farmLog)
+	if m == nil {
+		t.Fatalf("the farm did not log its metrics URL:\n%s", farmLog)
+	}
+	get := func(path string) int {
+		resp, err := http.Get(m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/metrics"); code != http.StatusOK {
+		t.Errorf("farm /metrics: %d", code)
+	}
+	want := http.StatusNotFound
+	if pprof {
+		want = http.StatusOK
+	}
+	if code := get("/debug/pprof/"); code != want {
+		t.Errorf("farm /debug/pprof/ with pprof=%t: %d, want %d", pprof, code, want)
+	}
 }
