@@ -154,6 +154,9 @@ func (l *limiter) allowSubmit(prover string) error {
 
 // leased records (or renews) a lease held by prover until expMs.
 func (l *limiter) leased(prover, job string, expMs int64) {
+	if l.cfg.MaxLeases <= 0 {
+		return // nothing to count; keep no state
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	m := l.leases[prover]
