@@ -22,6 +22,10 @@ need b3sum b3sum                # independent BLAKE3 for the test-vector cross-c
 need promtool prometheus        # checks deploy/ alert rules and scrape configs
 
 export CGO_ENABLED=1
+# The aggregate backend's tests need Groth16 keys for its smallest circuits;
+# setup takes minutes, so they are cached between runs (and checked against
+# the current circuits before use).
+export POUW_AGGREGATE_TEST_KEYS="${POUW_AGGREGATE_TEST_KEYS:-$HOME/.cache/pouw-aggregate-test-keys}"
 export CGO_CFLAGS="${CGO_CFLAGS:--Wno-deprecated-declarations}"
 
 echo "== go vet"
