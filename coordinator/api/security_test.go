@@ -411,3 +411,34 @@ func TestIngestRefusesTraceWhoseHeaderDiffers(t *testing.T) {
 		t.Fatalf("the matching ingest: %v", err)
 	}
 }
+
+// TestRetryAfterIsTruthful: a prover refused by the claim rate limit may
+// claim again once the Retry-After it was given has passed, and not before.
+func TestRetryAfterIsTruthful(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	e := newEnv(t, boltBackend(), withOptions(func(o *api.Options) {
+		o.Abuse = api.Abuse{ClaimRate: 0.25, ClaimBurst: 1} // one claim per 4 s
+		o.Clock = clk
+	}))
+	tok := e.registerProver("patient")
+	body := jsonBody(t, microClaim)
+	claim := func() (*http.Response, []byte) {
+		return e.raw("POST", "/v1/pouw/jobs/claim", tok, "application/json", body)
+	}
+	if resp, b := claim(); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("first claim: %d %s", resp.StatusCode, b)
+	}
+	resp, b := claim()
+	wantRateLimited(t, resp, b, "second claim at once")
+	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if ra != 4 {
+		t.Fatalf("Retry-After %d, want 4 (one claim per 4 s)", ra)
+	}
+	clk.Advance(time.Duration(ra)*time.Second - time.Millisecond)
+	resp, b = claim()
+	wantRateLimited(t, resp, b, "a claim just before Retry-After")
+	clk.Advance(time.Millisecond)
+	if resp, b := claim(); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("a claim at Retry-After: %d %s", resp.StatusCode, b)
+	}
+}
