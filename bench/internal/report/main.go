@@ -364,8 +364,8 @@ func writeGoals(p printer, res results) {
 		c := res.vals(b, "BenchmarkProve/aggregate/macro/steps=256", "cpu-s/op")
 		steps := mean(res.vals(b, "BenchmarkProve/aggregate/macro/steps=256", "steps/s")) * mean(w) / 1e9
 		perK := 1000 / steps
-		p("| aggregate intent proof ≤ 1 s per 1,000 steps (9), steps=256 | %s wall, %s CPU for %.0f steps: per 1,000 steps %s wall, %s CPU/2 | %s by wall, %s by CPU/2 |\n",
-			dur(mean(w)), secs(mean(c)), steps, dur(perK*mean(w)), secs(perK*mean(c)/2), verdict(perK*mean(w) <= 1e9), verdict(perK*mean(c)/2 <= 1)+" at the smallest size class, whose fixed costs dominate; judge it at 2^12 (`POUW_BENCH_FULL=1`, bench/aggregate.md)")
+		p("| aggregate intent proof ≤ 1 s per 1,000 steps (9), steps=256 | %s wall, %s CPU for %.0f steps: per 1,000 steps %s wall, %s CPU/2 | %s by wall, %s by CPU/2%s |\n",
+			dur(mean(w)), secs(mean(c)), steps, dur(perK*mean(w)), secs(perK*mean(c)/2), verdict(perK*mean(w) <= 1e9), verdict(perK*mean(c)/2 <= 1), "; this is the smallest size class, whose fixed costs dominate: judge the goal at 2^12 (`POUW_BENCH_FULL=1`, bench/aggregate.md)")
 	}
 	if v := res.vals(b, "BenchmarkVerify/aggregate/full/steps=512", "ns/op"); has(v) {
 		p("| aggregate proof verified in < 20 ms whatever k (9), k = 2 | %s | %s |\n", dur(mean(v)), verdict(mean(v) < 20e6))
@@ -387,8 +387,9 @@ func writeGoals(p printer, res results) {
 	for _, d := range []int{1_000_000, 100_000} {
 		name := fmt.Sprintf("BenchmarkClaimScale/redis/pending=%d", d)
 		if v := res.vals(b, name, "p99-vs-base"); has(v) {
-			p("| claim p99 at 1M ≤ 1.5 × p99 at 1k (11); deepest queue of this run: %d | %.2f × (p99 %s µs against %s µs on the 1k queue in the same moments) | %s |\n",
-				d, mean(v), num(mean(res.vals(b, name, "p99-claim-µs"))), num(mean(res.vals(b, name, "base-p99-claim-µs"))), verdict(mean(v) <= 1.5))
+			p50 := mean(res.vals(b, name, "p50-claim-µs")) / mean(res.vals(b, name, "base-p50-claim-µs"))
+			p("| claim p99 at 1M ≤ 1.5 × p99 at 1k (11); deepest queue of this run: %d | %.2f × (p99 %s µs against %s µs on the 1k queue in the same moments; p50 ratio %.2f ×) | %s |\n",
+				d, mean(v), num(mean(res.vals(b, name, "p99-claim-µs"))), num(mean(res.vals(b, name, "base-p99-claim-µs"))), p50, verdict(mean(v) <= 1.5))
 			break
 		}
 	}
@@ -493,7 +494,7 @@ func writeScale(p printer, res results) {
 			fig(res.vals("bench", name, "p50-claim-µs"), us), fig(p99, us), baseCol, ratio,
 			fig(res.vals("bench", name, "B/pending-job"), byt), fig(res.vals("bench", name, "enqueue/s"), num))
 	}
-	p("\nGoal: p99 at 1M ≤ 1.5 × p99 at 1k (a claim reads the head of one sorted set per tier and backend, so its cost does not grow with depth). A single p99 on this shared machine is set by scheduling hiccups as much as by Redis; compare it with the p50.\n\n")
+	p("\nGoal: p99 at 1M ≤ 1.5 × p99 at 1k (a claim reads the head of one sorted set per tier and backend, so its cost does not grow with depth). The p99 of 5000 claims is set by a few dozen stalls, and on this shared machine those are mostly other processes taking the cores (client, redis-server and neighbours share two), so it swings several-fold between depths and runs even with the same-moment baseline; the p50 is the steadier evidence of whether a claim slows with depth.\n\n")
 }
 
 func writeAnchors(p printer) {
