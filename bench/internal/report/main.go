@@ -249,7 +249,7 @@ func run(o opts) error {
 		return err
 	}
 	if bs := readOr(o.benchstat); bs != "" {
-		p("## benchstat summary of this run\n\n```\n%s\n```\n", bs)
+		p("## benchstat summary of this run\n\n`benchstat` (golang.org/x/perf) over the raw output of every command above; with `-count` below 6 its intervals are at 75%% confidence (the level three samples support), else 95%%.\n\n```\n%s\n```\n", bs)
 	}
 	return os.WriteFile(o.out, []byte(w.String()), 0o644)
 }
