@@ -86,6 +86,7 @@ bench ./devnet/ '^BenchmarkFarmThroughput$' 10x "$COUNT"
 # that the count supports (0.75 with 3), which the README states.
 conf=0.95
 [ "$COUNT" -lt 6 ] && conf=0.75
+echo "(cd OUTDIR && go run $BENCHSTAT -confidence $conf raw.txt)  # OUTDIR: where the raw output of the commands above was collected" >>"$work/commands.txt"
 if ! (cd "$work" && go run "$BENCHSTAT" -confidence "$conf" raw.txt >benchstat.txt 2>&1); then
 	echo "go run $BENCHSTAT -confidence $conf raw.txt" >>"$work/failed.txt"
 fi
