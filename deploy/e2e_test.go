@@ -49,11 +49,8 @@ func TestStackEndToEndWithPrometheus(t *testing.T) {
 
 	// Redis, with the args of the k8s StatefulSet (minus its sizes and paths).
 	redisPort := freePort(t)
-	var args []string
 	c := dig(find(t, loadK8s(t), "StatefulSet", "pouw-redis").Raw, "spec", "template", "spec", "containers", 0)
-	for _, a := range strs(dig(c, "args"))[1:] {
-		args = append(args, a)
-	}
+	args := append([]string(nil), strs(dig(c, "args"))[1:]...)
 	args = setArg(args, "--maxmemory", "256mb")
 	args = setArg(args, "--dir", mkdir(t, dir, "redis"))
 	args = append(args, "--port", redisPort, "--bind", "127.0.0.1")

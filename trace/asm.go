@@ -26,10 +26,9 @@ var mnemonics = func() map[string]Opcode {
 // Errors name the line.
 func Assemble(src string) (*Program, error) {
 	type pending struct {
-		line   int
-		op     Opcode
-		args   []string
-		labels []string
+		line int
+		op   Opcode
+		args []string
 	}
 	var (
 		p       = &Program{}

@@ -138,8 +138,7 @@ func permutationSigmas(cs *ConstraintSystem, n int, copies [][2]cell, omega, del
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(x int) int {
+	find := func(x int) int {
 		for parent[x] != x {
 			parent[x] = parent[parent[x]]
 			x = parent[x]

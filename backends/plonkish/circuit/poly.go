@@ -6,6 +6,7 @@ import (
 
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr/fft"
+	"github.com/consensys/gnark-crypto/utils"
 )
 
 // domains holds the base domain H (n points) and the extended coset
@@ -53,7 +54,7 @@ func newDomains(n, degree int) *domains {
 // toCoeffs interpolates values on H (in place, natural order).
 func (d *domains) toCoeffs(v []fr.Element) {
 	d.base.FFTInverse(v, fft.DIF)
-	fft.BitReverse(v)
+	utils.BitReverse(v)
 }
 
 // toExt evaluates coefficients (len <= e) on the extended coset.
@@ -61,14 +62,14 @@ func (d *domains) toExt(coeffs []fr.Element) []fr.Element {
 	out := make([]fr.Element, d.e)
 	copy(out, coeffs)
 	d.ext.FFT(out, fft.DIF, fft.OnCoset())
-	fft.BitReverse(out)
+	utils.BitReverse(out)
 	return out
 }
 
 // extToCoeffs interpolates values on the extended coset (in place).
 func (d *domains) extToCoeffs(v []fr.Element) {
 	d.ext.FFTInverse(v, fft.DIF, fft.OnCoset())
-	fft.BitReverse(v)
+	utils.BitReverse(v)
 }
 
 func parallel(n int, f func(lo, hi int)) {

@@ -73,16 +73,16 @@ func (e *Expr) evalVec(out []fr.Element, src func(Query, []fr.Element), pool *ve
 // lookupVec evaluates the lookups' identities (lookupIdentities, same
 // order) on a block of extended-domain rows.
 type lookupVec struct {
-	cs           *ConstraintSystem
-	ch           *challenges
-	e, shift     int
-	l0, lLast    []fr.Element
-	m, phi, h    [][]fr.Element
-	hIndex       []int
-	acc, hsum    []fr.Element
-	t, u, f, lhs []fr.Element
-	rhs          []fr.Element
-	dens, ws     [][]fr.Element
+	cs        *ConstraintSystem
+	ch        *challenges
+	e, shift  int
+	l0, lLast []fr.Element
+	m, phi, h [][]fr.Element
+	hIndex    []int
+	acc, hsum []fr.Element
+	t, u, lhs []fr.Element
+	rhs       []fr.Element
+	dens, ws  [][]fr.Element
 }
 
 func (lv *lookupVec) buf(p *[]fr.Element, n int) []fr.Element {

@@ -53,7 +53,7 @@ func Verify(vk *VerifyingKey, instance [][]fr.Element, proof *Proof, tr *ipa.Tra
 	evals := make(map[key]fr.Element, len(plan))
 	queries := make([]ipa.Query, len(plan))
 	for i, it := range plan {
-		evals[key{it.kind, it.index, it.rot}] = proof.Evals[i]
+		evals[key(it)] = proof.Evals[i]
 		var cm bn254.G1Affine
 		switch it.kind {
 		case kFixed:

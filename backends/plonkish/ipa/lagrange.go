@@ -9,6 +9,7 @@ import (
 	"github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr/fft"
+	"github.com/consensys/gnark-crypto/utils"
 )
 
 // Lagrange-basis commitments (as Halo2's g_lagrange). The commitment to
@@ -42,7 +43,7 @@ func groupIFFT(g []bn254.G1Affine, omegaInv fr.Element) []bn254.G1Affine {
 	for i := range g {
 		a[i].FromAffine(&g[i])
 	}
-	fft.BitReverse(a)
+	utils.BitReverse(a)
 	workers := runtime.GOMAXPROCS(0)
 	for size := 2; size <= n; size *= 2 {
 		half := size / 2

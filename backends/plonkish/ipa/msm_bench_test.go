@@ -6,6 +6,7 @@ import (
 
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr/fft"
+	"github.com/consensys/gnark-crypto/utils"
 
 	"github.com/pouwfarm/pouwfarm/backends/plonkish/ipa"
 )
@@ -88,7 +89,7 @@ func TestLagrangeCommitmentEqualsCoefficientCommitment(t *testing.T) {
 		coeffs := append([]fr.Element(nil), v...)
 		d := fft.NewDomain(uint64(p.N))
 		d.FFTInverse(coeffs, fft.DIF)
-		fft.BitReverse(coeffs)
+		utils.BitReverse(coeffs)
 		want, err := p.Commit(coeffs)
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/consensys/gnark-crypto/field/goldilocks/fft"
+	"github.com/consensys/gnark-crypto/utils"
 
 	"github.com/pouwfarm/pouwfarm/backends/stark/field"
 )
@@ -143,7 +144,7 @@ func TestExtendMatchesOneBigFFT(t *testing.T) {
 		// Interpolate inverts the trace-domain transform.
 		vals := append([]field.Base(nil), c...)
 		fft.NewDomain(uint64(tc.n)).FFT(vals, fft.DIF)
-		fft.BitReverse(vals)
+		utils.BitReverse(vals)
 		d.Interpolate(vals)
 		for i := range vals {
 			if !vals[i].Equal(&c[i]) {

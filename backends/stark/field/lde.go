@@ -5,6 +5,7 @@ import (
 	"math/bits"
 
 	"github.com/consensys/gnark-crypto/field/goldilocks/fft"
+	"github.com/consensys/gnark-crypto/utils"
 )
 
 // Domains holds the transforms between a proof's two domains: the trace
@@ -122,5 +123,5 @@ func (d *Domains) extendBig(c []Base, out []Base) {
 func InterpolateCosetSmall(evals []Base, offset Base) {
 	dom := fft.NewDomain(uint64(len(evals)), fft.WithShift(offset))
 	dom.FFTInverse(evals, fft.DIF, fft.OnCoset(), fft.WithNbTasks(1))
-	fft.BitReverse(evals)
+	utils.BitReverse(evals)
 }
