@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -1022,14 +1023,20 @@ func luaJobFields() string {
 	return strings.Join(q, ", ")
 }
 
-// jobAttIndex is the Lua (1-based) index of "att" in a getjob reply.
-func jobAttIndex() string {
-	for i, f := range jobFields {
-		if f == "att" {
-			return strconv.Itoa(i + 1)
-		}
+// jobPlaceholders are the replacements that let scripts index a getjob
+// reply by name: JOBFIELDS (the quoted field list), NJOB (its length) and
+// JF_<field> (the Lua, 1-based, index of <field>). Scripts that read a job
+// HMGET JOBFIELDS followed by the extra fields they need, at NJOB+1 on.
+func jobPlaceholders() []string {
+	r := []string{"JOBFIELDS", luaJobFields(), "NJOB", strconv.Itoa(len(jobFields))}
+	// Longest names first: no JF_ name is then cut short by a shorter one
+	// that is its prefix.
+	names := slices.Clone(jobFields)
+	slices.SortFunc(names, func(a, b string) int { return len(b) - len(a) })
+	for _, f := range names {
+		r = append(r, "JF_"+f, strconv.Itoa(slices.Index(jobFields, f)+1))
 	}
-	panic("jobFields lacks att")
+	return r
 }
 
 // toJob reads a getjob reply into a field map; a job that does not exist

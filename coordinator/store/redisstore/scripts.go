@@ -121,9 +121,19 @@ local function attempt(n, prover, lh, claimed, ended, outcome, reason)
   return table.concat({n, prover, string.sub(lh, 1, 16), claimed, ended, outcome, reason or ''}, '\t')
 end
 
+-- The active attempt lives in the job's fields (ln, prover, lh, lclaim),
+-- not in the history list: a claim writes no line, the end of a lease
+-- appends the finished one, and History adds the active one on reading.
 local function end_attempt(id, f, now, outcome, reason)
   -- f: ln, prover, lh, lclaim of the job
-  redis.call('LSET', hkey(id), -1, attempt(f[1], f[2], f[3], f[4], istr(now), outcome, reason))
+  redis.call('RPUSH', hkey(id), attempt(f[1], f[2], f[3], f[4], istr(now), outcome, reason))
+end
+
+-- jobreply cuts a getjob-ordered HMGET that asked for extra fields after
+-- JOBFIELDS down to the job reply (Lua stops an array at the first nil).
+local function jobreply(f)
+  for i = #f, NJOB + 1, -1 do f[i] = nil end
+  return f
 end
 
 -- kill moves a job (and, transitively, every job waiting on it) to the
@@ -243,12 +253,14 @@ local function check_lease(id, prover, lh, now)
   return 'POUW_LEASELOST job ' .. id .. ': the token is not its current lease (job is ' .. f[1] .. ')'
 end
 
--- live_lease reads the fields a lease operation needs in one call and
--- returns them when (prover, lh) holds the job's unexpired lease, or nil
--- and the reason.
-local function live_lease(id, prover, lh, now, ...)
-  local f = redis.call('HMGET', jkey(id), 'state', 'lh', 'prover', 'lexp', ...)
-  if f[1] == 'leased' and f[2] == lh and f[3] == prover and now < tonumber(f[4]) then return f end
+-- live_job reads the job (getjob's fields, then its lease hash) in one
+-- call and returns it when (prover, lh) holds the job's unexpired lease, or
+-- nil and the reason. The caller patches what it writes into the reply.
+local function live_job(id, prover, lh, now)
+  local f = redis.call('HMGET', jkey(id), JOBFIELDS, 'lh')
+  if f[JF_state] == 'leased' and f[NJOB + 1] == lh and f[JF_prover] == prover and now < tonumber(f[JF_lexp]) then
+    return f
+  end
   return nil, check_lease(id, prover, lh, now)
 end
 `
@@ -373,17 +385,19 @@ for ti = 1, nt do
   if best then
     local id = string.sub(best, 63)
     local jk = jkey(id)
+    -- One read of the job (and its lease counter); the reply is this read
+    -- with the fields the claim sets, so nothing is read back.
+    local job = redis.call('HMGET', jk, JOBFIELDS, 'ln')
+    local ln = istr((tonumber(job[NJOB + 1]) or 0) + 1)
     redis.call('ZREM', bestkey, best)
     redis.call('ZREM', K .. 'pseq:' .. t, id)
-    local lexp = now + LEASE[tonumber(t) + 1]
-    local ln = redis.call('HINCRBY', jk, 'ln', 1)
-    redis.call('RPUSH', hkey(id), attempt(istr(ln), prover, lh, istr(now), '', 'active', ''))
-    redis.call('HSET', jk, 'state', 'leased', 'prover', prover, 'lh', lh, 'lexp', istr(lexp), 'lclaim', istr(now))
-    redis.call('ZADD', K .. 'leases:' .. t, istr(lexp), id)
+    local lexp = istr(now + LEASE[tonumber(t) + 1])
+    redis.call('HSET', jk, 'state', 'leased', 'prover', prover, 'lh', lh, 'lexp', lexp, 'lclaim', istr(now), 'ln', ln)
+    redis.call('ZADD', K .. 'leases:' .. t, lexp, id)
     seen(prover, now)
-    local job = getjob(jk)
-    jev('job.claimed', now, id, t, 'leased', job[JOB_ATT], prover)
-    return job
+    job[JF_state], job[JF_prover], job[JF_lexp] = 'leased', prover, lexp
+    jev('job.claimed', now, id, t, 'leased', job[JF_att], prover)
+    return jobreply(job)
   end
 end
 return redis.error_reply('POUW_NOJOB no pending job fits the claim')
@@ -393,32 +407,31 @@ return redis.error_reply('POUW_NOJOB no pending job fits the claim')
 const luaRenew = `
 local now = now_ms()
 local id, prover, lh = ARGV[8], ARGV[9], ARGV[10]
-local f, e = live_lease(id, prover, lh, now, 'tier', 'att')
+local f, e = live_job(id, prover, lh, now)
 if not f then return redis.error_reply(e) end
-local jk = jkey(id)
-local lexp = now + LEASE[tonumber(f[5]) + 1]
-redis.call('HSET', jk, 'lexp', istr(lexp))
-redis.call('ZADD', K .. 'leases:' .. f[5], istr(lexp), id)
+local lexp = istr(now + LEASE[tonumber(f[JF_tier]) + 1])
+redis.call('HSET', jkey(id), 'lexp', lexp)
+redis.call('ZADD', K .. 'leases:' .. f[JF_tier], lexp, id)
 seen(prover, now)
-jev('job.renewed', now, id, f[5], 'leased', f[6], prover)
-return getjob(jk)
+f[JF_lexp] = lexp
+jev('job.renewed', now, id, f[JF_tier], 'leased', f[JF_att], prover)
+return jobreply(f)
 `
 
 // ARGV: id prover leasehash budgetms
 const luaBeginVerify = `
 local now = now_ms()
 local id, prover, lh, budget = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
-local f, e = live_lease(id, prover, lh, now, 'tier')
+local f, e = live_job(id, prover, lh, now)
 if not f then return redis.error_reply(e) end
-local jk = jkey(id)
-local lexp = tonumber(f[4])
-if now + budget > lexp then
-  lexp = now + budget
-  redis.call('HSET', jk, 'lexp', istr(lexp))
-  redis.call('ZADD', K .. 'leases:' .. f[5], istr(lexp), id)
+if now + budget > tonumber(f[JF_lexp]) then
+  local lexp = istr(now + budget)
+  redis.call('HSET', jkey(id), 'lexp', lexp)
+  redis.call('ZADD', K .. 'leases:' .. f[JF_tier], lexp, id)
+  f[JF_lexp] = lexp
 end
 seen(prover, now)
-return getjob(jk)
+return jobreply(f)
 `
 
 // ARGV: id prover leasehash proofref
@@ -426,32 +439,38 @@ const luaComplete = `
 local now = now_ms()
 local id, prover, lh, proof = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local jk = jkey(id)
-local f = redis.call('HMGET', jk, 'state', 'lh', 'prover', 'lexp', 'proof', 'tier', 'reward', 'lclaim', 'att', 'ln', 'rd')
-if f[1] == 'completed' and f[2] == lh and f[3] == prover and f[5] == proof then
+-- One read: the job reply plus the lease fields; the reply is patched with
+-- what the script writes instead of read back.
+local f = redis.call('HMGET', jk, JOBFIELDS, 'lh', 'lclaim', 'ln', 'rd')
+local state, flh, fprover = f[JF_state], f[NJOB + 1], f[JF_prover]
+if state == 'completed' and flh == lh and fprover == prover and f[JF_proof] == proof then
   -- The same completion again (go-redis resends a command whose reply was
   -- lost in a connection reset) answers what happened: completed. Another
   -- proof on the ended lease is refused as lease lost.
-  return getjob(jk)
+  return jobreply(f)
 end
-if not (f[1] == 'leased' and f[2] == lh and f[3] == prover and now < tonumber(f[4])) then
+if not (state == 'leased' and flh == lh and fprover == prover and now < tonumber(f[JF_lexp])) then
   return redis.error_reply(check_lease(id, prover, lh, now))
 end
-local r = tonumber(f[7])
-redis.call('HSET', jk, 'state', 'completed', 'proof', proof, 'cmpl', istr(now), 'lexp', '0',
+local tier, lclaim, rd = f[JF_tier], f[NJOB + 2], f[NJOB + 4]
+local r = tonumber(f[JF_reward])
+local snow = istr(now)
+redis.call('HSET', jk, 'state', 'completed', 'proof', proof, 'cmpl', snow, 'lexp', '0',
   'rexp', istr(now + tonumber(RETAIN)))
-redis.call('ZREM', K .. 'leases:' .. f[6], id)
-end_attempt(id, {f[10], prover, lh, f[8]}, now, 'completed', '')
+redis.call('ZREM', K .. 'leases:' .. tier, id)
+end_attempt(id, {f[NJOB + 3], prover, lh, lclaim}, now, 'completed', '')
 pool_move('res', 'paid', r)
 local ps = K .. 'pstats:' .. prover
 local st = redis.call('HMGET', ps, 'done', 'earned', 'ctime')
 redis.call('HSET', ps, 'done', istr((tonumber(st[1]) or 0) + 1), 'earned', istr((tonumber(st[2]) or 0) + r),
-  'ctime', istr((tonumber(st[3]) or 0) + now - tonumber(f[8])), 'seen', istr(now))
-redis.call('HINCRBY', K .. 'completed', f[6], 1)
-jev('job.completed', now, id, f[6], 'completed', f[9], prover, r, '')
-if f[11] then ready(id, now) end
+  'ctime', istr((tonumber(st[3]) or 0) + now - tonumber(lclaim)), 'seen', snow)
+redis.call('HINCRBY', K .. 'completed', tier, 1)
+jev('job.completed', now, id, tier, 'completed', f[JF_att], prover, r, '')
+if rd then ready(id, now) end
 redis.call('PEXPIRE', jk, RETAIN)
 redis.call('PEXPIRE', hkey(id), RETAIN)
-return getjob(jk)
+f[JF_state], f[JF_proof], f[JF_cmpl], f[JF_lexp] = 'completed', proof, snow, '0'
+return jobreply(f)
 `
 
 // ARGV: id prover leasehash outcome reason
@@ -563,11 +582,15 @@ return getjob(jk)
 
 // ARGV: id
 const luaHistory = `
-local jk = jkey(ARGV[8])
-if redis.call('EXISTS', jk) == 0 or expired(jk, now_ms()) then
-  return redis.error_reply('POUW_NOTFOUND job ' .. ARGV[8] .. ' not found')
+local id = ARGV[8]
+local f = redis.call('HMGET', jkey(id), 'state', 'rexp', 'ln', 'prover', 'lh', 'lclaim')
+if not f[1] or (f[1] == 'completed' and f[2] and now_ms() >= tonumber(f[2])) then
+  return redis.error_reply('POUW_NOTFOUND job ' .. id .. ' not found')
 end
-return redis.call('LRANGE', hkey(ARGV[8]), 0, -1)
+local hs = redis.call('LRANGE', hkey(id), 0, -1)
+-- The active attempt is kept in the job's fields (see end_attempt).
+if f[1] == 'leased' then hs[#hs + 1] = attempt(f[3], f[4], f[5], f[6], '', 'active', '') end
+return hs
 `
 
 // ARGV: tier|” cursor|” limit. Returns {more, member1, job1, member2, job2, ...}.
@@ -801,7 +824,7 @@ type scripts struct {
 }
 
 // placeholders are filled from jobFields, so Lua and Go agree on the order.
-var placeholders = strings.NewReplacer("JOBFIELDS", luaJobFields(), "JOB_ATT", jobAttIndex())
+var placeholders = strings.NewReplacer(jobPlaceholders()...)
 
 // helper is one "local function" of the prelude with its comment.
 type helper struct {
