@@ -81,12 +81,6 @@ func (d *deployment) start(t *testing.T, addr string, lease time.Duration) *devn
 	return c
 }
 
-func startCoordinator(t *testing.T, dir string, lease time.Duration) *devnet.Coordinator {
-	t.Helper()
-	d := &deployment{kind: "bolt", dir: dir}
-	return d.start(t, "127.0.0.1:0", lease)
-}
-
 func adminOf(t *testing.T, c *devnet.Coordinator) *client.Client { return adminOfB(t, c) }
 
 func adminOfB(t testing.TB, c *devnet.Coordinator) *client.Client {

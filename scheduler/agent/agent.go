@@ -323,8 +323,12 @@ func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse,
 		}
 		return OutcomeFailed, "trace download: " + err.Error(), 0
 	}
-	var proof []byte
-	start := time.Now()
+	// start is taken once the trace is decoded, so proof_seconds times
+	// the backend alone (download has its own stage).
+	var (
+		proof []byte
+		start time.Time
+	)
 	if a.isolated(j.Backend) {
 		// The worker decodes the rows; the header is enough here.
 		h, _, herr := trace.DecodeHeader(bytes.NewReader(blob), int64(len(blob)))
