@@ -59,7 +59,7 @@ func (a *apiFlags) register(cmd *cobra.Command) {
 }
 
 func (a *apiFlags) client(cmd *cobra.Command) (*client.Client, error) {
-	if err := apiEnvTwins(cmd); err != nil {
+	if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 		return nil, err
 	}
 	tok := a.token

@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/backends/aggregate"
@@ -88,7 +87,9 @@ STARK takes --blowup, --queries, --grinding and --folding as pouw prove does.
   pouw bench --tier full --backend aggregate --steps 512 --keys ./keys`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return benchEnvTwins(cmd)
+			// Prefixed: generic twins such as POUW_STEPS would be too
+			// easy to set for another command.
+			return applyEnvTwins(cmd, "POUW_BENCH_", "json")
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := pouw.ParseTier(tier)
@@ -170,25 +171,6 @@ STARK takes --blowup, --queries, --grinding and --folding as pouw prove does.
 	f.IntVar(&cfg.minSecurity, "min-security", 100, "least conjectured security in bits a proof must have [POUW_BENCH_MIN_SECURITY]")
 	cfg.stark.FieldExtension, cfg.stark.MaxRemainder = def.FieldExtension, def.MaxRemainder
 	return cmd
-}
-
-// benchEnvTwins sets every flag not given on the command line from its
-// POUW_BENCH_<NAME> twin (prefixed: the generic names such as POUW_STEPS
-// would be too easy to set for another command).
-func benchEnvTwins(cmd *cobra.Command) error {
-	var err error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" || f.Name == "json" {
-			return
-		}
-		name := "POUW_BENCH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	})
-	return err
 }
 
 func startProfiles(cpuPath string) (stop func(), err error) {

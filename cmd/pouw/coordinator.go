@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/coordinator"
@@ -17,44 +16,6 @@ import (
 )
 
 func init() { commands = append(commands, newCoordinatorCmd) }
-
-// apiEnvTwins sets every flag not given on the command line from its
-// POUW_<FLAG> environment variable (--data-dir: POUW_DATA_DIR, --token:
-// POUW_TOKEN, --coordinator: POUW_COORDINATOR, --store: POUW_STORE).
-func apiEnvTwins(cmd *cobra.Command) error {
-	var err error
-	visit := func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
-			return
-		}
-		name := "POUW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	}
-	cmd.Flags().VisitAll(visit)
-	cmd.InheritedFlags().VisitAll(visit)
-	return err
-}
-
-// annotateEnvTwins adds " [POUW_<FLAG>]" to the help of every flag of cmd
-// and its subcommands, so --help shows each flag's environment twin.
-func annotateEnvTwins(cmd *cobra.Command) *cobra.Command {
-	note := func(f *pflag.Flag) {
-		if f.Name == "help" || strings.Contains(f.Usage, "[POUW_") {
-			return
-		}
-		f.Usage += " [POUW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")) + "]"
-	}
-	cmd.Flags().VisitAll(note)
-	cmd.PersistentFlags().VisitAll(note)
-	for _, sub := range cmd.Commands() {
-		annotateEnvTwins(sub)
-	}
-	return cmd
-}
 
 func newCoordinatorCmd() *cobra.Command {
 	var cfg coordinator.Config
@@ -95,7 +56,7 @@ finish.`,
   pouw coordinator --addr :8443 --tls-cert server.pem --tls-key server.key --client-ca farms-ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := apiEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
 			}
 			var level slog.Level

@@ -51,7 +51,7 @@ written to <data-dir>/admin.token.`,
   pouw dev --jobs 9 --exit-when-done --steps 1024 --workloads mimc --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := farmEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
 			}
 			sel, err := scheduler.ParseGPUSelection(host.gpus)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -38,24 +37,6 @@ func (h *farmHostFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&h.jobsPerGPU, "jobs-per-gpu", 2, "proofs one GPU runs at once while its memory lasts [POUW_JOBS_PER_GPU]")
 	f.Int64Var(&h.memory, "memory", 0, "host memory in bytes shared by the CPU slots (0: 80% of physical memory) [POUW_MEMORY]")
 	f.Int64Var(&h.maxTrace, "max-trace-bytes", 0, "largest trace a slot accepts (0: bounded only by memory) [POUW_MAX_TRACE_BYTES]")
-}
-
-// farmEnvTwins sets every flag of cmd that was not given on the command line
-// from its POUW_<NAME> environment variable (--cores-per-slot: POUW_CORES_PER_SLOT).
-func farmEnvTwins(cmd *cobra.Command) error {
-	var err error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
-			return
-		}
-		name := "POUW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	})
-	return err
 }
 
 // options turns the flags into the scheduler's host options.
@@ -98,7 +79,7 @@ the farm then runs CPU-only.`,
   pouw devices --cpu 8 --cores-per-slot 2 --gpus 0,1 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := farmEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))

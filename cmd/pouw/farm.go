@@ -54,7 +54,7 @@ goroutine stacks and heap contents to whoever reaches that address).`,
   pouw farm --coordinator https://coord:8443 --ca ca.pem --client-cert farm-a.pem --client-key farm-a.key --prover-id farm-a --token $TOKEN`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := farmEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
 			}
 			if coordURL == "" || token == "" || proverID == "" {

@@ -11,7 +11,6 @@ import (
 
 	gnarklog "github.com/consensys/gnark/logger"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/pouwfarm/pouwfarm/backends/aggregate"
 )
@@ -62,7 +61,7 @@ once per key directory, never in the proving path.`,
 		Example: `  pouw keys setup --backend aggregate --steps 2^12 --k 4 --out keys/agg-4096-k4`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := keysEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_KEYS_", "json"); err != nil {
 				return err
 			}
 			if backend != aggregate.Name {
@@ -128,7 +127,7 @@ were made for (after an upgrade that changed a circuit, old keys only make
 proofs that fail). Exits non-zero on any mismatch.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := keysEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_KEYS_", "json"); err != nil {
 				return err
 			}
 			keys, err := aggregate.LoadKeys(dir)
@@ -151,24 +150,6 @@ proofs that fail). Exits non-zero on any mismatch.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
-}
-
-// keysEnvTwins sets every flag of cmd not given on the command line from
-// POUW_KEYS_<NAME> (--prog-len: POUW_KEYS_PROG_LEN).
-func keysEnvTwins(cmd *cobra.Command) error {
-	var err error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" || f.Name == "json" {
-			return
-		}
-		name := "POUW_KEYS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	})
-	return err
 }
 
 // parseKeySteps reads a power of two written as 4096 or 2^12 and returns its

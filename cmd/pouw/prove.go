@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -52,24 +51,6 @@ func newRegistry(c backendConfig) (*backends.Registry, error) {
 		bs = append(bs, b)
 	}
 	return backends.NewRegistry(bs...)
-}
-
-// proveEnvTwins sets every flag not given on the command line from its
-// POUW_<NAME> environment variable (--min-security: POUW_MIN_SECURITY).
-func proveEnvTwins(cmd *cobra.Command) error {
-	var err error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
-			return
-		}
-		name := "POUW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	})
-	return err
 }
 
 // statementFlags are the flags both commands share.
@@ -147,7 +128,7 @@ values. Prints the proving time and the proof size.`,
 		Example: `  pouw trace gen --workload fib --steps 65536 --tier macro --out f.trace
   pouw prove --backend stark --trace f.trace --out f.proof`,
 		Args:    cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error { return proveEnvTwins(cmd) },
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return applyEnvTwins(cmd, "POUW_") },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if s.tracePath == "" || out == "" {
 				return errors.New("--trace and --out are required")
@@ -238,7 +219,7 @@ are hashed but never decoded. Exits 0 only when the proof is valid and has at
 least --min-security bits of conjectured security, which it prints.`,
 		Example: `  pouw verify --backend stark --trace f.trace --proof f.proof`,
 		Args:    cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error { return proveEnvTwins(cmd) },
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return applyEnvTwins(cmd, "POUW_") },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if s.tracePath == "" || proofPath == "" {
 				return errors.New("--trace and --proof are required")

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"github.com/zeebo/blake3"
 
 	"github.com/pouwfarm/pouwfarm/pouw"
@@ -22,24 +21,6 @@ import (
 )
 
 func init() { commands = append(commands, newTraceCmd) }
-
-// traceEnvTwins sets every flag not given on the command line from its
-// POUW_<NAME> environment variable (--max-bytes: POUW_MAX_BYTES).
-func traceEnvTwins(cmd *cobra.Command) error {
-	var err error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
-			return
-		}
-		name := "POUW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	})
-	return err
-}
 
 func newTraceCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -101,7 +82,7 @@ Tiers (docs/vm.md §10):
   pouw trace gen --workload mimc --steps 4096 --tier micro --window 16 --window-index 3 --out w3.trace`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := traceEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
 			}
 			steps, err := parseSteps(stepsArg)
@@ -227,7 +208,7 @@ Exits 1 when the trace is invalid (the first violations are printed).`,
   pouw trace inspect --rows 4 --json fib.trace`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := traceEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
 			}
 			tr, th, err := readTrace(args[0], limit)
@@ -407,7 +388,7 @@ with --run execute it on comma-separated inputs and print its outputs.`,
   pouw trace asm fib.s --out fib.bin`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := traceEnvTwins(cmd); err != nil {
+			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
 			}
 			src, err := os.ReadFile(args[0])
