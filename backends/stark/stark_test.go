@@ -318,11 +318,15 @@ func TestRegistryServesEveryTierWithTheSTARK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := backends.DefaultTable().Validate(reg); err != nil {
+	allStark, err := backends.ParseTable("micro=stark,macro=stark,full=stark")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := allStark.Validate(reg); err != nil {
 		t.Fatal(err)
 	}
 	for _, tier := range pouw.Tiers {
-		if b, err := backends.DefaultTable().Resolve(reg, tier); err != nil || b.Name() != "stark" {
+		if b, err := allStark.Resolve(reg, tier); err != nil || b.Name() != "stark" {
 			t.Fatalf("%s: %v", tier, err)
 		}
 	}
