@@ -514,7 +514,7 @@ func writeProfiling(p printer) {
 	p("go tool pprof -sample_index=alloc_space -top mem.out\n```\n\n")
 	p("The same flags work on every package's benchmarks (`./backends/stark/`, `./coordinator/store/redisstore/`, `./devnet/` ...). ")
 	p("For one proof outside the test harness, `pouw bench --tier macro --backend stark --steps 65536 --cpuprofile cpu.out --memprofile mem.out`.\n\n")
-	p("A running farm: `pouw farm --metrics-addr :9101` serves `/metrics` only; a `/debug/pprof` endpoint on that port behind an opt-in flag is not there yet (see the lead's notes). Once it is, `go tool pprof http://HOST:9101/debug/pprof/profile?seconds=30` (CPU) and `.../debug/pprof/heap` (memory).\n\n")
+	p("A running farm: `pouw farm --metrics-addr :9101 --pprof` also serves `/debug/pprof` on that port (off by default: profiles reveal internals). Then `go tool pprof http://HOST:9101/debug/pprof/profile?seconds=30` (CPU) and `go tool pprof http://HOST:9101/debug/pprof/heap` (memory).\n\n")
 }
 
 var heading = regexp.MustCompile(`^(#+) `)
