@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,6 +99,57 @@ func evalshaUsec(b *testing.B, c *redis.Client) int64 {
 		}
 	}
 	return 0
+}
+
+// cmdStats is INFO commandstats: calls and usec per command. Commands a
+// script runs through redis.call are counted under their own names too.
+type cmdStats map[string][2]int64
+
+func commandStats(b *testing.B, c *redis.Client) cmdStats {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := cmdStats{}
+	for _, line := range strings.Split(info, "\r\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		name, found := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !found {
+			continue
+		}
+		var v [2]int64
+		for _, kv := range strings.Split(rest, ",") {
+			if n, ok := strings.CutPrefix(kv, "calls="); ok {
+				v[0], _ = strconv.ParseInt(n, 10, 64)
+			}
+			if n, ok := strings.CutPrefix(kv, "usec="); ok {
+				v[1], _ = strconv.ParseInt(n, 10, 64)
+			}
+		}
+		st[name] = v
+	}
+	return st
+}
+
+// scriptCalls is the number of redis.calls per script between two
+// snapshots taken around n calls of one script, and a line per command
+// (calls and Redis µs per script) for -v.
+func scriptCalls(before, after cmdStats, n int) (float64, string) {
+	var total int64
+	var parts []string
+	for name, a := range after {
+		if name == "evalsha" || name == "evalsha_ro" || name == "info" {
+			continue
+		}
+		d := a[0] - before[name][0]
+		if d <= 0 {
+			continue
+		}
+		total += d
+		parts = append(parts, fmt.Sprintf("%s %.2f×/%.1fµs", name, float64(d)/float64(n), float64(a[1]-before[name][1])/float64(n)))
+	}
+	slices.Sort(parts)
+	return float64(total) / float64(n), strings.Join(parts, ", ")
 }
 
 func usedMemory(b *testing.B, c *redis.Client) int64 {
@@ -207,7 +259,8 @@ func benchClaimSubmit(b *testing.B, workers int) {
 // BenchmarkRedisScriptServerTime runs b.N enqueues, then b.N claims, b.N
 // BeginVerify and b.N Complete calls from one client, and reports the time
 // Redis itself spent in each script (INFO commandstats), per call: the cost
-// the single Redis thread pays, apart from network and client.
+// the single Redis thread pays, apart from network and client, and how many
+// redis.calls each script makes (<script>_calls; with -v, per command).
 func BenchmarkRedisScriptServerTime(b *testing.B) {
 	ctx := context.Background()
 	c := benchClient(b, 4)
@@ -215,12 +268,14 @@ func BenchmarkRedisScriptServerTime(b *testing.B) {
 	setup(b, s, "w00")
 	deadline := time.Now().Add(time.Hour).UnixMilli()
 	u0 := evalshaUsec(b, c)
+	c0 := commandStats(b, c)
 	for i := range b.N {
 		if _, _, err := s.Enqueue(ctx, jobReq(i, deadline)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	u1 := evalshaUsec(b, c)
+	c1 := commandStats(b, c)
 	refs := make([]store.LeaseRef, 0, b.N)
 	for range b.N {
 		l, err := s.Claim(ctx, claimAll("w00"))
@@ -230,23 +285,34 @@ func BenchmarkRedisScriptServerTime(b *testing.B) {
 		refs = append(refs, store.LeaseRef{JobID: l.Job.JobID, ProverID: "w00", Token: l.Token})
 	}
 	u2 := evalshaUsec(b, c)
+	c2 := commandStats(b, c)
 	for _, r := range refs {
 		if _, err := s.BeginVerify(ctx, r, time.Minute); err != nil {
 			b.Fatal(err)
 		}
 	}
 	u3 := evalshaUsec(b, c)
+	c3 := commandStats(b, c)
 	for _, r := range refs {
 		if _, err := s.Complete(ctx, r, "proofs/x"); err != nil {
 			b.Fatal(err)
 		}
 	}
 	u4 := evalshaUsec(b, c)
+	c4 := commandStats(b, c)
 	n := float64(b.N)
 	b.ReportMetric(float64(u1-u0)/n, "enqueue_us")
 	b.ReportMetric(float64(u2-u1)/n, "claim_us")
 	b.ReportMetric(float64(u3-u2)/n, "verify_us")
 	b.ReportMetric(float64(u4-u3)/n, "complete_us")
+	for _, p := range []struct {
+		name          string
+		before, after cmdStats
+	}{{"enqueue", c0, c1}, {"claim", c1, c2}, {"verify", c2, c3}, {"complete", c3, c4}} {
+		calls, detail := scriptCalls(p.before, p.after, b.N)
+		b.ReportMetric(calls, p.name+"_calls")
+		b.Logf("%s: %.2f redis.calls per script: %s", p.name, calls, detail)
+	}
 }
 
 // BenchmarkRedisClaimDepth shows that a claim's cost does not grow with the

@@ -121,9 +121,13 @@ local function attempt(n, prover, lh, claimed, ended, outcome, reason)
   return table.concat({n, prover, string.sub(lh, 1, 16), claimed, ended, outcome, reason or ''}, '\t')
 end
 
--- The active attempt lives in the job's fields (ln, prover, lh, lclaim),
--- not in the history list: a claim writes no line, the end of a lease
--- appends the finished one, and History adds the active one on reading.
+-- The current attempt lives in the job's fields (ln, prover, lh, lclaim,
+-- and cmpl once completed), not in the history list: a claim writes no
+-- line, a completion writes none either (completed is final, so the fields
+-- never change again), the end of any other lease appends the finished
+-- line, and History adds the active or completed one from the fields. So
+-- while a job is leased the list holds its ln - 1 earlier attempts, and a
+-- completion needs to set the list's TTL only when ln > 1.
 local function end_attempt(id, f, now, outcome, reason)
   -- f: ln, prover, lh, lclaim of the job
   redis.call('RPUSH', hkey(id), attempt(f[1], f[2], f[3], f[4], istr(now), outcome, reason))
@@ -458,7 +462,6 @@ local snow = istr(now)
 redis.call('HSET', jk, 'state', 'completed', 'proof', proof, 'cmpl', snow, 'lexp', '0',
   'rexp', istr(now + tonumber(RETAIN)))
 redis.call('ZREM', K .. 'leases:' .. tier, id)
-end_attempt(id, {f[NJOB + 3], prover, lh, lclaim}, now, 'completed', '')
 pool_move('res', 'paid', r)
 local ps = K .. 'pstats:' .. prover
 local st = redis.call('HMGET', ps, 'done', 'earned', 'ctime')
@@ -468,7 +471,7 @@ redis.call('HINCRBY', K .. 'completed', tier, 1)
 jev('job.completed', now, id, tier, 'completed', f[JF_att], prover, r, '')
 if rd then ready(id, now) end
 redis.call('PEXPIRE', jk, RETAIN)
-redis.call('PEXPIRE', hkey(id), RETAIN)
+if tonumber(f[NJOB + 3]) > 1 then redis.call('PEXPIRE', hkey(id), RETAIN) end
 f[JF_state], f[JF_proof], f[JF_cmpl], f[JF_lexp] = 'completed', proof, snow, '0'
 return jobreply(f)
 `
@@ -583,13 +586,14 @@ return getjob(jk)
 // ARGV: id
 const luaHistory = `
 local id = ARGV[8]
-local f = redis.call('HMGET', jkey(id), 'state', 'rexp', 'ln', 'prover', 'lh', 'lclaim')
+local f = redis.call('HMGET', jkey(id), 'state', 'rexp', 'ln', 'prover', 'lh', 'lclaim', 'cmpl')
 if not f[1] or (f[1] == 'completed' and f[2] and now_ms() >= tonumber(f[2])) then
   return redis.error_reply('POUW_NOTFOUND job ' .. id .. ' not found')
 end
 local hs = redis.call('LRANGE', hkey(id), 0, -1)
--- The active attempt is kept in the job's fields (see end_attempt).
+-- The current attempt is kept in the job's fields (see end_attempt).
 if f[1] == 'leased' then hs[#hs + 1] = attempt(f[3], f[4], f[5], f[6], '', 'active', '') end
+if f[1] == 'completed' then hs[#hs + 1] = attempt(f[3], f[4], f[5], f[6], f[7], 'completed', '') end
 return hs
 `
 
