@@ -155,6 +155,9 @@ func serverTLS(cfg Config) (*tls.Config, error) {
 // listener. Close it if Run is never called.
 func New(ctx context.Context, cfg Config) (_ *Coordinator, err error) {
 	cfg = withDefaults(cfg)
+	if err := RegisterBuildInfo(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("build info metric: %w", err)
+	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger}
 	defer func() {
 		if err != nil {

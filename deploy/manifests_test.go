@@ -182,6 +182,14 @@ func TestKubernetesManifestsHaveWhatADeploymentNeeds(t *testing.T) {
 	if got := strs(dig(fc, "args")); len(got) == 0 || got[0] != "farm" {
 		t.Errorf("farm container args %v", got)
 	}
+	for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
+		if p := dig(fc, probe, "httpGet", "path"); p != path {
+			t.Errorf("farm %s on %v, want %s", probe, p, path)
+		}
+		if p := dig(fc, probe, "httpGet", "port"); p != "metrics" {
+			t.Errorf("farm %s on port %v, want metrics (--metrics-addr)", probe, p)
+		}
+	}
 	if dig(fc, "resources", "limits", "nvidia.com/gpu") == nil {
 		t.Error("farm DaemonSet does not request nvidia.com/gpu")
 	}

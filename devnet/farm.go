@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,11 +13,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/backends/plonkish"
 	"github.com/pouwfarm/pouwfarm/backends/stark"
+	"github.com/pouwfarm/pouwfarm/coordinator"
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/gpu"
 	"github.com/pouwfarm/pouwfarm/scheduler"
@@ -43,9 +46,15 @@ type FarmOptions struct {
 	GPUs     gpu.Source
 	Backends *backends.Registry
 	Logger   *slog.Logger
-	// MetricsAddr, when set, serves /metrics (GPU and farm metrics) there.
+	// MetricsAddr, when set, serves /metrics (GPU and farm metrics),
+	// /healthz (the process is up) and /readyz (the agent has its slots
+	// and the coordinator has answered a claim) there.
 	MetricsAddr string
-	// Registry receives the metrics (a fresh one when nil).
+	// MetricsListener, when set, is served as MetricsAddr would be (a
+	// caller that must know the port listens on :0 itself).
+	MetricsListener net.Listener
+	// Registry receives the metrics (a fresh one with the Go and process
+	// collectors when nil).
 	Registry   *prometheus.Registry
 	DrainGrace time.Duration
 	MinReward  uint64
@@ -97,6 +106,10 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	reg := o.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if err := coordinator.RegisterBuildInfo(reg); err != nil {
+		return err
 	}
 	if err := gpu.RegisterMetrics(reg, o.GPUs); err != nil {
 		return err
@@ -112,13 +125,24 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	if w, ok := o.GPUs.(interface{ WatchHealth(context.Context) error }); ok {
 		go func() { _ = w.WatchHealth(ctx) }()
 	}
-	if o.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", o.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("devnet: metrics listener: %w", err)
+	if ln := o.MetricsListener; ln != nil || o.MetricsAddr != "" {
+		if ln == nil {
+			if ln, err = net.Listen("tcp", o.MetricsAddr); err != nil {
+				return fmt.Errorf("devnet: metrics listener: %w", err)
+			}
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok\n")
+		})
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !a.Ready() {
+				http.Error(w, "not ready: the coordinator has not answered a claim yet", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, "ready\n")
+		})
 		if o.Pprof {
 			// Registered on this mux only (not http.DefaultServeMux):
 			// profiles are served only where asked for.

@@ -102,7 +102,7 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 	f.StringVar(&coordURL, "coordinator", "", "coordinator URL, e.g. http://127.0.0.1:8080 [POUW_COORDINATOR]")
 	f.StringVar(&token, "token", "", "this prover's bearer token [POUW_TOKEN]")
 	f.StringVar(&proverID, "prover-id", "", "the prover id the token was registered under [POUW_PROVER_ID]")
-	f.StringVar(&metricsAddr, "metrics-addr", "", "serve farm and GPU metrics on this address, e.g. :9101 [POUW_METRICS_ADDR]")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve farm and GPU metrics (/metrics), liveness (/healthz) and readiness (/readyz) on this address, e.g. :9101 [POUW_METRICS_ADDR]")
 	f.DurationVar(&grace, "drain-grace", 30*time.Second, "on shutdown, how long running proofs may finish before their leases are released [POUW_DRAIN_GRACE]")
 	f.Uint64Var(&minReward, "min-reward", 0, "only claim jobs paying at least this [POUW_MIN_REWARD]")
 	f.StringVar(&caFile, "ca", "", "PEM CA that verifies an https:// coordinator (default: the system's roots) [POUW_CA]")

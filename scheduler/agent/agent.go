@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,6 +116,18 @@ type Agent struct {
 	freed chan struct{} // a slot was released
 	wg    sync.WaitGroup
 	slots map[string]scheduler.Slot
+	// answered is set by the first claim the coordinator answers (a job or
+	// none): the farm's readiness.
+	answered atomic.Bool
+}
+
+// Ready reports whether the agent has slots to prove on and the
+// coordinator has answered at least one claim (a job or "nothing
+// pending"); a farm's /readyz serves it. It stays true once set: a
+// coordinator that goes away later is the backoff's business, not a reason
+// to restart the farm.
+func (a *Agent) Ready() bool {
+	return len(a.slots) > 0 && a.answered.Load()
 }
 
 // New checks opts and registers the farm metrics.
@@ -221,8 +234,10 @@ func (a *Agent) claimOnce(ctx, work context.Context, claims []scheduler.Claim) (
 		})
 		switch {
 		case err == nil:
+			a.answered.Store(true)
 			a.m.claimSeconds.WithLabelValues("granted").Observe(time.Since(start).Seconds())
 		case errors.Is(err, client.ErrNoJob):
+			a.answered.Store(true)
 			a.m.claimSeconds.WithLabelValues("empty").Observe(time.Since(start).Seconds())
 			continue
 		default:

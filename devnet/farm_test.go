@@ -1,0 +1,113 @@
+package devnet_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/pouwfarm/pouwfarm/devnet"
+	"github.com/pouwfarm/pouwfarm/gpu"
+	"github.com/pouwfarm/pouwfarm/scheduler"
+)
+
+// serveFarm runs an in-process farm against url with its metrics server on
+// a free port until the test ends, and returns that server's base URL.
+func serveFarm(t *testing.T, url, token, prover string) string {
+	t.Helper()
+	reg, err := devnet.Backends()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- devnet.RunFarm(ctx, devnet.FarmOptions{
+			Coordinator: url, Token: token, ProverID: prover,
+			Host: scheduler.HostOptions{CPUCores: 1, HostMemoryBytes: 4 << 30}, GPUs: gpu.Null{Reason: "test"},
+			Backends: reg, IdleMin: 10 * time.Millisecond, IdleMax: 50 * time.Millisecond,
+			MetricsListener: ln,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("farm: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestFarmIsLiveButNotReadyUntilTheCoordinatorAnswers(t *testing.T) {
+	// A port nothing listens on: every claim fails to connect.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+	base := serveFarm(t, deadURL, "no-such-token", "farm-alone")
+
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d, want 200", code)
+	}
+	// Give the agent many failed claims to (wrongly) turn ready on.
+	time.Sleep(300 * time.Millisecond)
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with no coordinator = %d %q, want 503", code, body)
+	}
+	code, body := get(t, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, re := range []string{`(?m)^pouw_build_info\{goversion="go[^"]+",version="[^"]+"\} 1$`, `(?m)^go_goroutines `, `(?m)^process_start_time_seconds `} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("/metrics has no line matching %s", re)
+		}
+	}
+}
+
+func TestFarmTurnsReadyOnceTheCoordinatorAnswersAClaim(t *testing.T) {
+	c := newDeployment(t, "bolt").start(t, "127.0.0.1:0", 30*time.Second)
+	defer c.Close()
+	prover, err := adminOf(t, c).RegisterProver(t.Context(), "farm-ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serveFarm(t, c.URL, prover.Token, "farm-ready")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := get(t, base+"/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d %q after 20s with a coordinator answering", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d, want 200", code)
+	}
+}
