@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -122,6 +123,13 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.Workers != nil && (len(o.Isolate) == 0 || slices.Contains(o.Isolate, plonkish.Name)) {
+		// Worker processes make their own keys; warming here would not
+		// reach them.
+		o.Logger.Debug("plonkish proves in worker processes; not warmed in the farm")
+	} else {
+		warmPlonkish(o.Backends, o.Logger)
+	}
 	if w, ok := o.GPUs.(interface{ WatchHealth(context.Context) error }); ok {
 		go func() { _ = w.WatchHealth(ctx) }()
 	}
@@ -163,4 +171,31 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	}
 	o.Logger.Info("farm started", "coordinator", o.Coordinator, "prover", o.ProverID, "slots", len(slots), "backends", o.Backends.Names())
 	return a.Run(ctx)
+}
+
+// plonkishMicroK is the PLONKish circuit size of a Micro window (the
+// smallest circuit, 2^9 rows, that holds the range table).
+const plonkishMicroK = 9
+
+// warmPlonkish makes the PLONKish keys and Lagrange generators of a Micro
+// window in the background when the farm runs that backend, so the first
+// Micro job does not pay for key generation. A failure is only logged: the
+// first job makes the keys itself (and reports the error with the job).
+func warmPlonkish(reg *backends.Registry, log *slog.Logger) {
+	b, err := reg.Get(plonkish.Name)
+	if err != nil {
+		return
+	}
+	w, ok := b.(interface{ WarmProver(k int) error })
+	if !ok {
+		return
+	}
+	go func() {
+		start := time.Now()
+		if err := w.WarmProver(plonkishMicroK); err != nil {
+			log.Warn("plonkish prover warm-up failed", "k", plonkishMicroK, "err", err)
+			return
+		}
+		log.Info("plonkish prover warmed", "k", plonkishMicroK, "seconds", time.Since(start).Seconds())
+	}()
 }

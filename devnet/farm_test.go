@@ -1,11 +1,15 @@
 package devnet_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +21,10 @@ import (
 // serveFarm runs an in-process farm against url with its metrics server on
 // a free port until the test ends, and returns that server's base URL.
 func serveFarm(t *testing.T, url, token, prover string) string {
+	return serveFarmLogging(t, url, token, prover, slog.New(slog.DiscardHandler))
+}
+
+func serveFarmLogging(t *testing.T, url, token, prover string, log *slog.Logger) string {
 	t.Helper()
 	reg, err := devnet.Backends()
 	if err != nil {
@@ -33,7 +41,7 @@ func serveFarm(t *testing.T, url, token, prover string) string {
 			Coordinator: url, Token: token, ProverID: prover,
 			Host: scheduler.HostOptions{CPUCores: 1, HostMemoryBytes: 4 << 30}, GPUs: gpu.Null{Reason: "test"},
 			Backends: reg, IdleMin: 10 * time.Millisecond, IdleMax: 50 * time.Millisecond,
-			MetricsListener: ln,
+			MetricsListener: ln, Logger: log,
 		})
 	}()
 	t.Cleanup(func() {
@@ -109,5 +117,35 @@ func TestFarmTurnsReadyOnceTheCoordinatorAnswersAClaim(t *testing.T) {
 	}
 	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d, want 200", code)
+	}
+}
+
+// syncBuffer is a log sink the farm's goroutines and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestFarmWarmsThePlonkishProverAtStart(t *testing.T) {
+	var logs syncBuffer
+	serveFarmLogging(t, "http://127.0.0.1:1", "no-such-token", "farm-warm", slog.New(slog.NewTextHandler(&logs, nil)))
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), `msg="plonkish prover warmed" k=9 seconds=`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warm-up logged within 30s; logs:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
