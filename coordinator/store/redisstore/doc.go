@@ -42,7 +42,11 @@
 //
 //	B seq                     INCR counter of created_seq (never reused)
 //	B job:<id>                hash: the job (short field names, see Enqueue's script)
-//	B hist:<id>               list: attempts, one tab-separated line each, oldest first
+//	B hist:<id>               list: the job's ended attempts but the current one, one
+//	                          tab-separated line each, oldest first; the current attempt
+//	                          (active, or completed: completion is final) is kept in the job's
+//	                          fields ln, prover, lh, lclaim, cmpl and History appends it, so a
+//	                          job completed at its first attempt has no list at all
 //	B dd:<hex>                "<job id>|<until ms>": the dedup entry of
 //	                          BLAKE3(intent_id|tier|trace_hash)[:16], TTL = DedupWindow
 //	B pend:<tier>:<backend>   zset, all scores 0, members in claim order (ZRANGEBYLEX):
@@ -69,6 +73,12 @@
 //	                          (exactly below 1000, by whole stream nodes above)
 //	B test:clock_offset_ms    test-only: ms added to the clock
 //	B test:clock_frozen_ms    test-only: replaces Redis TIME when set
+//
+// The layout changed on 2026-11-25 (the hist list no longer holds the
+// active or completed attempt, to save a claim and a completion two Redis
+// calls and a list per job); data written before is not migrated (no
+// deployment existed): a job leased or completed under the old layout
+// would show that attempt twice in History.
 //
 // Status counts jobs per state from these indexes (ZCARD), so transitions
 // keep no counters; "completed" is cumulative (it does not drop when a
