@@ -58,9 +58,10 @@
 //	B rdeps:<id>              set: waiting jobs that depend on <id>
 //	B leases:<tier>           zset job id by lease expiry (ms): the reaper's index
 //	B dead:<tier>             zset job id by the id of its job.dead event
-//	B completed               hash tier -> jobs completed (cumulative)
 //	B backends                set of backend names seen at enqueue
-//	B pool                    hash dep, avail, res, paid
+//	B pool                    hash dep, avail, res, paid, and c0 c1 c2: jobs completed per
+//	                          tier (cumulative; beside the payment, so a completion
+//	                          writes both with one HSET)
 //	B prover:<id>             hash th (token hash), cat (registered at), sus and sr
 //	                          (suspended, reason), lift (suspension lifted at)
 //	B ptok:<token hash>       string prover id (deleted by revocation)
@@ -74,11 +75,12 @@
 //	B test:clock_offset_ms    test-only: ms added to the clock
 //	B test:clock_frozen_ms    test-only: replaces Redis TIME when set
 //
-// The layout changed on 2026-11-25 (the hist list no longer holds the
-// active or completed attempt, to save a claim and a completion two Redis
-// calls and a list per job); data written before is not migrated (no
-// deployment existed): a job leased or completed under the old layout
-// would show that attempt twice in History.
+// The layout changed on 2026-11-25, to save Redis calls on the hot path:
+// the hist list no longer holds the active or completed attempt, and the
+// completed counts moved from their own "completed" hash into the pool
+// hash. Data written before is not migrated (no deployment existed): a job
+// leased or completed under the old layout would show that attempt twice
+// in History, and the old completed counts would be ignored.
 //
 // Status counts jobs per state from these indexes (ZCARD), so transitions
 // keep no counters; "completed" is cumulative (it does not drop when a

@@ -467,12 +467,16 @@ local snow = istr(now)
 redis.call('HSET', jk, 'state', 'completed', 'proof', proof, 'cmpl', snow, 'lexp', '0',
   'rexp', istr(now + tonumber(RETAIN)))
 redis.call('ZREM', K .. 'leases:' .. tier, id)
-pool_move('res', 'paid', r)
+-- Payment and the tier's completed count in one read and one write of the
+-- pool hash (two HINCRBYs and a third on another key cost a call more).
+local pk, ck = K .. 'pool', 'c' .. tier
+local pool = redis.call('HMGET', pk, 'res', 'paid', ck)
+redis.call('HSET', pk, 'res', istr((tonumber(pool[1]) or 0) - r), 'paid', istr((tonumber(pool[2]) or 0) + r),
+  ck, istr((tonumber(pool[3]) or 0) + 1))
 local ps = K .. 'pstats:' .. prover
 local st = redis.call('HMGET', ps, 'done', 'earned', 'ctime')
 redis.call('HSET', ps, 'done', istr((tonumber(st[1]) or 0) + 1), 'earned', istr((tonumber(st[2]) or 0) + r),
   'ctime', istr((tonumber(st[3]) or 0) + now - tonumber(lclaim)), 'seen', snow)
-redis.call('HINCRBY', K .. 'completed', tier, 1)
 jev('job.completed', now, id, tier, 'completed', f[JF_att], prover, r, '')
 if rd then ready(id, now) end
 redis.call('PEXPIRE', jk, RETAIN)
@@ -677,7 +681,7 @@ for t = 0, 2 do
   out[#out + 1] = redis.call('ZCARD', K .. 'wait:' .. t)
   out[#out + 1] = pending
   out[#out + 1] = redis.call('ZCARD', K .. 'leases:' .. t)
-  out[#out + 1] = tonumber(redis.call('HGET', K .. 'completed', t) or '0')
+  out[#out + 1] = tonumber(redis.call('HGET', K .. 'pool', 'c' .. t) or '0')
   out[#out + 1] = redis.call('ZCARD', K .. 'dead:' .. t)
   local o = ''
   local ids = redis.call('ZRANGE', K .. 'pseq:' .. t, 0, 0)
