@@ -616,3 +616,87 @@ func FuzzPendingCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestCompletedAttemptIsBuiltFromTheJob checks the history layout the hot
+// path relies on: a claim and a completion write no history line (the
+// current attempt is in the job's fields), yet History lists every attempt
+// exactly as before, and the list, when earlier attempts made one, expires
+// with the job.
+func TestCompletedAttemptIsBuiltFromTheJob(t *testing.T) {
+	ctx := context.Background()
+	prefix := uniquePrefix()
+	c := newClient(t, shared.Addr())
+	clk := freezeClock(t, c, prefix)
+	opts := store.DefaultOptions()
+	s := newStore(t, c, prefix, opts)
+	setup(t, s, "p1", "p2")
+	deadline := clk.Now(t).Add(time.Hour).UnixMilli()
+	histKey := func(id string) string { return "{" + prefix + "}:hist:" + id }
+
+	for _, tc := range []struct {
+		name     string
+		releases int
+	}{{"first attempt completes", 0}, {"third attempt completes", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			job, _, err := s.Enqueue(ctx, jobReq(100+tc.releases, deadline))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var claims []int64
+			var l store.Lease
+			for i := 0; i <= tc.releases; i++ {
+				l, err = s.Claim(ctx, store.ClaimRequest{ProverID: []string{"p1", "p2"}[i%2], Tiers: pouw.Tiers[:], Backends: []string{"stark"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l.Job.JobID != job.JobID {
+					t.Fatalf("claimed %s, want %s", l.Job.JobID, job.JobID)
+				}
+				claims = append(claims, clk.Now(t).UnixMilli())
+				clk.Advance(t, time.Second)
+				if i < tc.releases {
+					if _, err := s.Release(ctx, store.LeaseRef{JobID: job.JobID, ProverID: l.Job.ProverID, Token: l.Token}, "later"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			ref := store.LeaseRef{JobID: job.JobID, ProverID: l.Job.ProverID, Token: l.Token}
+			if _, err := s.BeginVerify(ctx, ref, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			done, err := s.Complete(ctx, ref, "proofs/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := s.History(ctx, job.JobID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(h) != tc.releases+1 {
+				t.Fatalf("history has %d attempts, want %d", len(h), tc.releases+1)
+			}
+			for i, a := range h[:tc.releases] {
+				if a.Outcome != pouw.OutcomeReleased || a.Number != uint32(i+1) || a.EndedAtMs != claims[i]+1000 || a.Reason != "later" {
+					t.Fatalf("attempt %d: %+v", i+1, a)
+				}
+			}
+			last := h[tc.releases]
+			sum := blake3.Sum256([]byte(l.Token))
+			if last.Outcome != pouw.OutcomeCompleted || last.Number != uint32(tc.releases+1) ||
+				last.ProverID != l.Job.ProverID || last.LeaseID != hex.EncodeToString(sum[:8]) ||
+				last.ClaimedAtMs != claims[tc.releases] || last.EndedAtMs != done.CompletedAtMs || last.Reason != "" {
+				t.Fatalf("completed attempt %+v (job completed at %d)", last, done.CompletedAtMs)
+			}
+			ttl, err := c.PTTL(ctx, histKey(job.JobID)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.releases == 0 && ttl != -2*time.Nanosecond:
+				t.Fatalf("a job completed at its first attempt has a history list (PTTL %v)", ttl)
+			case tc.releases > 0 && (ttl <= 0 || ttl > opts.Retention):
+				t.Fatalf("history list PTTL %v, want it to expire within Retention %v", ttl, opts.Retention)
+			}
+		})
+	}
+}
