@@ -59,13 +59,16 @@ type FaultRecord struct {
 type FailoverRecord struct {
 	WaitReplicas int `json:"wait_replicas"`
 	// Acked completions seen on the old primary before it died, and how
-	// many of them the promoted replica did not have.
+	// many of them the promoted replica did not have (not counting those
+	// already lost in an earlier failover).
 	Acked int `json:"acked"`
 	Lost  int `json:"lost"`
 	// Ingests acknowledged by the old primary after the split, and how
 	// many of those jobs the new primary does not know.
 	Ingested    int `json:"ingested_during_split"`
 	LostIngests int `json:"lost_ingests"`
+	// LostIDs are the jobs whose acknowledged completion was lost.
+	LostIDs []string `json:"lost_ids,omitempty"`
 }
 
 // FencingRecord is one stale-lease probe: a lease held past its expiry,
@@ -346,10 +349,15 @@ func (in *injector) failover(ctx context.Context, rec *FaultRecord, _ []string) 
 		return err
 	}
 	lost, lostIngests := 0, 0
+	var lostIDs []string
 	for _, id := range acked {
+		if in.lost[id] {
+			continue // lost in an earlier failover (a job whose ingest was lost stays lost)
+		}
 		if j, err := st.Job(ctx, id); err != nil || j.State != pouw.StateCompleted {
 			lost++
 			in.lost[id] = true
+			lostIDs = append(lostIDs, id)
 		}
 	}
 	for _, id := range ingested {
@@ -359,7 +367,7 @@ func (in *injector) failover(ctx context.Context, rec *FaultRecord, _ []string) 
 		}
 	}
 	in.failovers = append(in.failovers, FailoverRecord{WaitReplicas: wait, Acked: len(acked), Lost: lost,
-		Ingested: len(ingested), LostIngests: lostIngests})
+		Ingested: len(ingested), LostIngests: lostIngests, LostIDs: lostIDs})
 	rec.Detail = fmt.Sprintf("completions acked %d, lost %d; ingests during the split %d, lost %d",
 		len(acked), lost, len(ingested), lostIngests)
 
