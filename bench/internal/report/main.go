@@ -377,7 +377,7 @@ func writeGoals(p printer, res results) {
 		{"Redis claim→submit ≥ 40% of trivial EVALSHA rate per script (3), 8 workers", "coordinator/store/redisstore", "BenchmarkRedisClaimSubmit/workers=8", "script_ratio", 0.4},
 		{"API keeps ≥ 50% of the store-only rate (4), 8 workers", "coordinator/api", "BenchmarkAPILease/redis/workers=8", "api_vs_store", 0.5},
 		{"API keeps ≥ 50% of the store-only rate (4), 64 workers", "coordinator/api", "BenchmarkAPILease/redis/workers=64", "api_vs_store", 0.5},
-		{"farm ≥ 90% of back-to-back proving (7)", "devnet", "BenchmarkFarmThroughput/stark/macro/steps=1024", "ratio", 0.9},
+		{"farm ≥ 90% of back-to-back proving (7), macro jobs of ~100 ms+ of proving", "devnet", "BenchmarkFarmThroughput/stark/macro/steps=4096", "ratio", 0.9},
 	}
 	for _, o := range orch {
 		if v := res.vals(o.pkg, o.name, o.unit); has(v) {
@@ -428,7 +428,8 @@ func writeOrchestration(p printer, res results) {
 		{ratioRow{pkg: "coordinator/store/boltstore", name: "BenchmarkBoltClaimSubmit/workers=8", what: "same, 8 provers (batched commits)", unit: "cycles/s", baseName: "BenchmarkBoltClaimSubmit/baseline=empty-update", baseUnit: "tx/s", baseScale: 1.0 / 3}, "—"},
 		{ratioRow{pkg: "coordinator/api", name: "BenchmarkAPILease/redis/workers=8", what: "claim→renew→release over HTTP vs the store alone", unit: "cycles/s", baseUnit: "store_cycles/s", ratioUnit: "api_vs_store"}, "≥ 0.50"},
 		{ratioRow{pkg: "coordinator/api", name: "BenchmarkAPILease/redis/workers=64", what: "same, 64 workers", unit: "cycles/s", baseUnit: "store_cycles/s", ratioUnit: "api_vs_store"}, "≥ 0.50"},
-		{ratioRow{pkg: "devnet", name: "BenchmarkFarmThroughput/stark/macro/steps=1024", what: "jobs/s through coordinator + farm (2 CPU slots) vs the same proofs back to back", unit: "jobs/s", baseUnit: "baseline-jobs/s", ratioUnit: "ratio", extra: []string{"overhead-ms/job", "claim-ms", "download-ms", "submit+verify-ms"}}, "≥ 0.90"},
+		{ratioRow{pkg: "devnet", name: "BenchmarkFarmThroughput/stark/macro/steps=1024", what: "jobs/s through coordinator + farm (2 CPU slots) vs the same proofs back to back (~33 ms proofs)", unit: "jobs/s", baseUnit: "baseline-jobs/s", ratioUnit: "ratio", extra: []string{"overhead-ms/job", "claim-ms", "download-ms", "submit+verify-ms"}}, "—"},
+		{ratioRow{pkg: "devnet", name: "BenchmarkFarmThroughput/stark/macro/steps=4096", what: "the same with ~130 ms proofs (the size issue 7 names)", unit: "jobs/s", baseUnit: "baseline-jobs/s", ratioUnit: "ratio", extra: []string{"overhead-ms/job", "claim-ms", "download-ms", "submit+verify-ms"}}, "≥ 0.90"},
 	}
 	for _, x := range rows {
 		r := x.r
