@@ -412,6 +412,65 @@ func TestIngestRefusesTraceWhoseHeaderDiffers(t *testing.T) {
 	}
 }
 
+// TestIngestRefusesTraceWhoseSizeDiffersFromHeader: a blob holding a valid
+// header but fewer (or more) row bytes than header + rows × width × 8 is
+// refused with 400 naming the sizes; no job is created, the pool keeps its
+// funds, and the whole blob is still accepted.
+func TestIngestRefusesTraceWhoseSizeDiffersFromHeader(t *testing.T) {
+	e := newEnv(t, boltBackend(), withOptions(func(o *api.Options) { o.CheckTraceHeader = true }))
+	ctx := context.Background()
+	admin := e.client(adminToken)
+	if _, err := admin.Deposit(ctx, 100, ""); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := workload.Macro("fib", 1, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := encodeTrace(t, tr)
+	if len(whole) <= 20000 {
+		t.Fatalf("the trace is %d bytes; the test needs more than 20000", len(whole))
+	}
+	before, err := admin.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, blob := range map[string][]byte{
+		"first 20000 bytes": whole[:20000],
+		"one row short":     whole[:len(whole)-int(tr.Header.Width)*8],
+		"one byte short":    whole[:len(whole)-1],
+		"padded":            append(bytes.Clone(whole), make([]byte, 8)...),
+	} {
+		info, err := admin.UploadBlob(ctx, blob)
+		if err != nil {
+			t.Fatalf("%s: upload: %v", name, err)
+		}
+		_, err = admin.Ingest(ctx, pouw.IngestRequest{Tier: pouw.TierMacro, IntentID: tr.Header.IntentID,
+			TraceHash: info.Hash, FeeBudget: 2, RewardBudget: 1})
+		var ae *client.Error
+		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+			t.Fatalf("%s: %v, want 400", name, err)
+		}
+		if want := fmt.Sprintf("is %d bytes", len(blob)); !strings.Contains(ae.Error(), want) {
+			t.Errorf("%s: message %q does not say %q", name, ae.Error(), want)
+		}
+	}
+	if st, _ := e.st.Status(ctx); st.LastSeq != 0 {
+		t.Fatalf("refused ingests created jobs: last seq %d", st.LastSeq)
+	}
+	if after, err := admin.Pool(ctx); err != nil || after != before {
+		t.Fatalf("pool after refused ingests = %+v, %v; before %+v", after, err, before)
+	}
+	info, err := admin.UploadBlob(ctx, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Ingest(ctx, pouw.IngestRequest{Tier: pouw.TierMacro, IntentID: tr.Header.IntentID,
+		TraceHash: info.Hash, FeeBudget: 2, RewardBudget: 1}); err != nil {
+		t.Fatalf("the whole trace: %v", err)
+	}
+}
+
 // TestRetryAfterIsTruthful: a prover refused by the claim rate limit may
 // claim again once the Retry-After it was given has passed, and not before.
 func TestRetryAfterIsTruthful(t *testing.T) {
