@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"os"
 	"strconv"
 	"strings"
@@ -58,6 +61,27 @@ func parseSteps(s string) (uint64, error) {
 	return v * mult, nil
 }
 
+// checkGenSteps refuses a step count whose trace the VM cannot hold
+// (docs/vm.md: N ≤ 2^28 rows) before any work starts, saying how much memory
+// it would have needed: generating it would run for a long time only to
+// fail.
+func checkGenSteps(arg string, steps uint64) error {
+	const maxSteps = uint64(1) << trace.MaxLogRows
+	if steps == 0 {
+		return fmt.Errorf("--steps %s: want at least 1", arg)
+	}
+	if steps <= maxSteps {
+		return nil
+	}
+	rows := uint64(1) << bits.Len64(steps-1) // the power of two the trace would pad to
+	mem := "more than 8 EiB"
+	if rows <= math.MaxInt64/(trace.Width*8) {
+		mem = humanBytes(int64(rows * trace.Width * 8))
+	}
+	return fmt.Errorf("--steps %s: a VM trace holds at most 2^%d rows (docs/vm.md), and this one would need %s of rows in memory",
+		arg, trace.MaxLogRows, mem)
+}
+
 func newTraceGenCmd() *cobra.Command {
 	var (
 		name, stepsArg, tierArg, out string
@@ -96,20 +120,36 @@ Tiers (docs/vm.md §10):
 			if out == "" {
 				return errors.New("--out is required")
 			}
+			if err := checkGenSteps(stepsArg, steps); err != nil {
+				return err
+			}
 			t0 := time.Now()
 			var tr *trace.Trace
 			var windows uint64
-			switch tier {
-			case pouw.TierMacro:
-				tr, err = workload.Macro(name, seed, steps)
-			case pouw.TierFull:
-				tr, err = workload.Full(name, seed, steps, intents)
-			case pouw.TierMicro:
-				var macro *trace.Trace
-				if macro, err = workload.Macro(name, seed, steps); err == nil {
-					windows = trace.Windows(macro, max(window, 1))
-					tr, err = trace.Window(macro, window, windowIndex)
+			// The VM loop takes no context, so generation runs beside the
+			// command and an interrupt (cmd.Context() is cancelled on
+			// SIGINT/SIGTERM) returns at once; the process then exits,
+			// taking the abandoned generation with it.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				switch tier {
+				case pouw.TierMacro:
+					tr, err = workload.Macro(name, seed, steps)
+				case pouw.TierFull:
+					tr, err = workload.Full(name, seed, steps, intents)
+				case pouw.TierMicro:
+					var macro *trace.Trace
+					if macro, err = workload.Macro(name, seed, steps); err == nil {
+						windows = trace.Windows(macro, max(window, 1))
+						tr, err = trace.Window(macro, window, windowIndex)
+					}
 				}
+			}()
+			select {
+			case <-done:
+			case <-cmd.Context().Done():
+				return fmt.Errorf("trace gen interrupted: %w", context.Cause(cmd.Context()))
 			}
 			if err != nil {
 				return err
