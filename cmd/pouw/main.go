@@ -54,7 +54,25 @@ Flags have environment twins (POUW_STORE, POUW_TOKEN, POUW_COORDINATOR, ...).`,
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd())
 	}
+	for _, c := range root.Commands() {
+		strictGroups(c)
+	}
 	return root
+}
+
+// strictGroups makes every command that only groups subcommands refuse an
+// argument that names none of them. Without a Run of its own, cobra prints
+// the help and exits 0 for `pouw jobs list`, so a typo or a command from
+// another version looks like success to a script. Called bare, such a
+// command still prints its help.
+func strictGroups(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = cobra.NoArgs
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
 }
 
 // commands holds the constructors of the subcommands. Each area's file adds
