@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -62,6 +63,9 @@ finish.`,
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
+			}
+			if err := checkCoordinatorFlags(cfg, leases, retention, maxEvents); err != nil {
+				return err
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			reg, err := newRegistry(backendConfig{})
@@ -129,4 +133,67 @@ finish.`,
 	f.Float64Var(&cfg.Abuse.SuspendRejectRatio, "suspend-reject-ratio", ab.SuspendRejectRatio, "suspend a prover when this share of its recent proofs was rejected (0: never)")
 	f.IntVar(&cfg.MaxVerifyAttempts, "max-verify-attempts", 3, "verifications of one lease that may run out of --verify-budget before the lease fails")
 	return annotateEnvTwins(cmd)
+}
+
+// checkCoordinatorFlags refuses durations and counts that make no sense
+// (a negative lease, a zero event log): the packages below would otherwise
+// take them silently, replace them with defaults, or misbehave much later.
+func checkCoordinatorFlags(cfg coordinator.Config, leases [3]time.Duration, retention time.Duration, maxEvents int) error {
+	positive := []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"--lease-micro", leases[0]}, {"--lease-macro", leases[1]}, {"--lease-full", leases[2]},
+		{"--retention", retention}, {"--verify-budget", cfg.VerifyBudget}, {"--reap-interval", cfg.ReapInterval},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return fmt.Errorf("%s %s: want a duration > 0", p.flag, p.d)
+		}
+	}
+	for _, p := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--shutdown-timeout", cfg.ShutdownTimeout}, {"--token-ttl", cfg.TokenTTL}, {"--rotate-grace", cfg.RotateGrace}} {
+		if p.d < 0 {
+			return fmt.Errorf("%s %s: want a duration ≥ 0", p.flag, p.d)
+		}
+	}
+	for _, p := range []struct {
+		flag string
+		n    int64
+		min  int64
+	}{
+		{"--max-events", int64(maxEvents), 1},
+		{"--max-trace-bytes", cfg.Limits.MaxTraceBytes, 1},
+		{"--max-proof-bytes", cfg.Limits.MaxProofBytes, 1},
+		{"--max-verify-attempts", int64(cfg.MaxVerifyAttempts), 1},
+		{"--redis-wait-replicas", int64(cfg.RedisWaitReplicas), 0},
+		{"--max-leases-per-prover", int64(cfg.Abuse.MaxLeases), 0},
+		{"--claim-burst", int64(cfg.Abuse.ClaimBurst), 0},
+		{"--submit-burst", int64(cfg.Abuse.SubmitBurst), 0},
+		{"--suspend-window", int64(cfg.Abuse.SuspendWindow), 0},
+		{"--suspend-min-proofs", int64(cfg.Abuse.SuspendMinProofs), 0},
+	} {
+		if p.n < p.min {
+			return fmt.Errorf("%s %d: want a number ≥ %d", p.flag, p.n, p.min)
+		}
+	}
+	for _, p := range []struct {
+		flag      string
+		rate      float64
+		burstFlag string
+		burst     int
+	}{{"--claim-rate", cfg.Abuse.ClaimRate, "--claim-burst", cfg.Abuse.ClaimBurst}, {"--submit-rate", cfg.Abuse.SubmitRate, "--submit-burst", cfg.Abuse.SubmitBurst}} {
+		if p.rate < 0 || math.IsNaN(p.rate) {
+			return fmt.Errorf("%s %v: want a rate ≥ 0 (0: no limit)", p.flag, p.rate)
+		}
+		if p.rate > 0 && p.burst < 1 {
+			return fmt.Errorf("%s %d: a %s above 0 needs a burst ≥ 1", p.burstFlag, p.burst, p.flag)
+		}
+	}
+	if r := cfg.Abuse.SuspendRejectRatio; r < 0 || r > 1 || math.IsNaN(r) {
+		return fmt.Errorf("--suspend-reject-ratio %v: want a share between 0 and 1", r)
+	}
+	return nil
 }

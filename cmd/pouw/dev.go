@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/coordinator/api"
 	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/pouw"
@@ -38,11 +40,11 @@ window, a Macro intent, a Full batch, in turn).
 
 On a terminal a live display shows jobs per state and tier, proofs/s and
 the p50/p95 proving time per tier; otherwise (or with --plain) progress is
-logged every two seconds. With --jobs N
---exit-when-done it generates N jobs, waits until each is completed or dead,
-prints a summary (jobs per tier, proofs/s, p50/p95 time from claim to
-verified proof per tier, the fee pool) and exits 0 only if every job
-completed with a verified proof and the pool balances.
+logged every two seconds. With --jobs N --exit-when-done it generates N
+jobs, waits until each is completed or dead, prints a summary (jobs per
+tier, proofs/s, p50/p95 time from claim to verified proof per tier, the fee
+pool) and exits 0 only if every job completed with a verified proof and the
+pool balances.
 
 The coordinator's URL and admin token are printed at start; the token is also
 written to <data-dir>/admin.token.`,
@@ -53,6 +55,18 @@ written to <data-dir>/admin.token.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
+			}
+			if jobs < 0 {
+				return fmt.Errorf("--jobs %d: want a number ≥ 0 (0: one every --interval until stopped)", jobs)
+			}
+			if exitWhenDone && jobs == 0 {
+				return errors.New("--exit-when-done needs --jobs N > 0")
+			}
+			if jobs == 0 && interval <= 0 {
+				return fmt.Errorf("--interval %s: want a duration > 0", interval)
+			}
+			if batch < 1 {
+				return fmt.Errorf("--batch %d: want a number ≥ 1", batch)
 			}
 			sel, err := scheduler.ParseGPUSelection(host.gpus)
 			if err != nil {
@@ -138,7 +152,7 @@ written to <data-dir>/admin.token.`,
 	f.Uint64Var(&steps, "steps", 256, "steps of a Macro intent (a Full batch holds --batch intents of about steps/batch each) [POUW_STEPS]")
 	f.IntVar(&batch, "batch", 4, "intents per Full batch [POUW_BATCH]")
 	f.Uint64Var(&window, "window", 16, "steps of a Micro window (a power of two) [POUW_WINDOW]")
-	f.StringVar(&tierTable, "tier-backends", "", "tier -> backend table, e.g. micro=stark,macro=stark,full=stark (default micro=plonkish,macro=stark,full=stark) [POUW_TIER_BACKENDS]")
+	f.StringVar(&tierTable, "tier-backends", backends.DefaultTable().String(), "tier -> backend table fixed on the generated jobs; tiers left out keep their default [POUW_TIER_BACKENDS]")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.BoolVar(&plain, "plain", false, "log progress lines even on a terminal (no live display)")
 	return cmd
