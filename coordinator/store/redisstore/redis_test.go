@@ -594,6 +594,49 @@ func TestWaitReplicasShortfallIsLoggedNotFatal(t *testing.T) {
 	}
 }
 
+// A write a failover could still lose is not acknowledged: with too few
+// replicas, Enqueue and Complete answer ErrUnavailable, and repeating the
+// identical call (what a caller does) neither duplicates the job nor pays
+// twice.
+func TestWaitReplicasShortfallIsUnavailableAndRetrySafe(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	c := newClient(t, srv.Addr())
+	strict := newStoreWith(t, c, redisstore.Options{Prefix: "ws", WaitReplicas: 1, WaitTimeout: 10 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	plain := newStoreWith(t, c, redisstore.Options{Prefix: "ws", Logger: slog.New(slog.DiscardHandler)})
+	if _, err := strict.Deposit(ctx, 100, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.RegisterProver(ctx, store.Prover{ID: "p", TokenHash: pouw.Hash{1}}); err != nil {
+		t.Fatal(err)
+	}
+	req := store.EnqueueRequest{Tier: pouw.TierMacro, IntentID: pouw.Hash{7}, TraceHash: pouw.Hash{8}, TraceRef: "t",
+		TraceBytes: 10, Backend: "stark", FeeBudget: 10, RewardBudget: 10,
+		DeadlineMs: time.Now().Add(time.Hour).UnixMilli(), MaxRetries: 3}
+	if _, _, err := strict.Enqueue(ctx, req); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("enqueue without a replica: %v, want ErrUnavailable", err)
+	}
+	job, created, err := plain.Enqueue(ctx, req)
+	if err != nil || created {
+		t.Fatalf("retried enqueue: created=%v err=%v, want the existing job", created, err)
+	}
+	l, err := plain.Claim(ctx, store.ClaimRequest{ProverID: "p", Tiers: []pouw.JobTier{pouw.TierMacro}, Backends: []string{"stark"}})
+	if err != nil || l.Job.JobID != job.JobID {
+		t.Fatalf("claim: %+v %v", l.Job, err)
+	}
+	ref := store.LeaseRef{JobID: job.JobID, ProverID: "p", Token: l.Token}
+	if _, err := strict.Complete(ctx, ref, "proof"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("complete without a replica: %v, want ErrUnavailable", err)
+	}
+	if j, err := plain.Complete(ctx, ref, "proof"); err != nil || j.State != pouw.StateCompleted {
+		t.Fatalf("retried complete: %+v %v", j, err)
+	}
+	if p, err := plain.Pool(ctx); err != nil || p.Paid != 10 || !p.Balanced() {
+		t.Fatalf("pool %+v %v, want paid once", p, err)
+	}
+}
+
 // The pending cursor comes from API clients: anything that is not a cursor
 // this store made is ErrInvalid, never a Redis error or a panic.
 func FuzzPendingCursor(f *testing.F) {

@@ -249,6 +249,17 @@ func (s *Store) runMoney(ctx context.Context, op string, sc *redis.Script, args 
 		}
 		if n, werr := wait.Int64(); werr != nil || n < int64(s.opts.WaitReplicas) {
 			s.log.Warn("write not acknowledged by enough replicas", "op", op, "acked", n, "want", s.opts.WaitReplicas, "err", werr)
+			// The script ran on the primary but a failover could still
+			// lose it, so it is not acknowledged: the caller retries, and
+			// every script but deposit is safe to repeat (an identical
+			// Complete answers "completed" and pays once, Enqueue
+			// deduplicates, the lease scripts fence). Deposit is not
+			// idempotent: a retry would deposit twice, so it reports
+			// success as before.
+			if op != "deposit" {
+				return nil, fmt.Errorf("redisstore: %s: %w: written on the primary but acknowledged by %d of %d replicas; retry",
+					op, store.ErrUnavailable, n, s.opts.WaitReplicas)
+			}
 		}
 		return v, nil
 	}
