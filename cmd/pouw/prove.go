@@ -77,6 +77,18 @@ func (s *statementFlags) register(f *pflag.FlagSet) {
 	s.cfg.stark.FieldExtension, s.cfg.stark.MaxRemainder = def.FieldExtension, def.MaxRemainder
 }
 
+// checkJobID refuses a --job-id that no job can have: the proof is bound to
+// the id, so a typo would yield a proof no coordinator accepts.
+func (s *statementFlags) checkJobID() error {
+	if s.jobID == "" {
+		return nil
+	}
+	if err := pouw.ValidateJobID(s.jobID); err != nil {
+		return fmt.Errorf("--job-id %q: %w", s.jobID, err)
+	}
+	return nil
+}
+
 func (s *statementFlags) backendFor(tier pouw.JobTier) (backends.Backend, error) {
 	reg, err := newRegistry(s.cfg)
 	if err != nil {
@@ -132,6 +144,9 @@ values. Prints the proving time and the proof size.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if s.tracePath == "" || out == "" {
 				return errors.New("--trace and --out are required")
+			}
+			if err := s.checkJobID(); err != nil {
+				return err
 			}
 			tr, th, err := readTrace(s.tracePath, s.limit)
 			if err != nil {
@@ -223,6 +238,9 @@ least --min-security bits of conjectured security, which it prints.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if s.tracePath == "" || proofPath == "" {
 				return errors.New("--trace and --proof are required")
+			}
+			if err := s.checkJobID(); err != nil {
+				return err
 			}
 			h, th, err := readHeader(s.tracePath, s.limit)
 			if err != nil {
