@@ -41,8 +41,10 @@ func Backends() (*backends.Registry, error) {
 type FarmOptions struct {
 	Coordinator string // URL
 	Token       string
-	ProverID    string
-	Host        scheduler.HostOptions
+	// ProverID, when set, is checked against the prover the coordinator
+	// leases to (agent.ErrProverMismatch); empty takes it from the claims.
+	ProverID string
+	Host     scheduler.HostOptions
 	// GPUs is the GPU source (gpu.Open, or gpu.Null for --gpus none).
 	GPUs     gpu.Source
 	Backends *backends.Registry
@@ -61,6 +63,9 @@ type FarmOptions struct {
 	MinReward  uint64
 	// IdleMin/IdleMax bound the backoff when there is nothing to do.
 	IdleMin, IdleMax time.Duration
+	// FailBackoffMin/FailBackoffMax bound a slot's rest after a failed or
+	// rejected job (agent.Options; defaults 1 s and 30 s).
+	FailBackoffMin, FailBackoffMax time.Duration
 	// Workers, when set, proves the backends in Isolate (all when empty)
 	// in per-slot worker processes.
 	Workers *agent.WorkerPool
@@ -82,9 +87,6 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	}
 	if o.GPUs == nil {
 		o.GPUs = gpu.Null{Reason: "no GPU source given"}
-	}
-	if o.ProverID == "" {
-		return errors.New("devnet: the farm needs its prover id (the proofs are bound to it)")
 	}
 	cl, err := client.New(o.Coordinator, client.Options{Token: o.Token, TLS: o.TLS})
 	if err != nil {
@@ -118,7 +120,7 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	a, err := agent.New(agent.Options{
 		Coordinator: cl, ProverID: o.ProverID, Pool: scheduler.NewPool(alloc), Backends: o.Backends,
 		GPUs: o.GPUs, Logger: o.Logger, Registerer: reg, DrainGrace: o.DrainGrace, MinReward: o.MinReward,
-		IdleMin: o.IdleMin, IdleMax: o.IdleMax, Workers: o.Workers, Isolate: o.Isolate, OnDone: o.OnDone,
+		IdleMin: o.IdleMin, IdleMax: o.IdleMax, FailBackoffMin: o.FailBackoffMin, FailBackoffMax: o.FailBackoffMax, Workers: o.Workers, Isolate: o.Isolate, OnDone: o.OnDone,
 	})
 	if err != nil {
 		return err
@@ -169,7 +171,11 @@ func RunFarm(ctx context.Context, o FarmOptions) error {
 	if o.Workers != nil {
 		defer o.Workers.Close()
 	}
-	o.Logger.Info("farm started", "coordinator", o.Coordinator, "prover", o.ProverID, "slots", len(slots), "backends", o.Backends.Names())
+	prover := o.ProverID
+	if prover == "" {
+		prover = "(the token's)"
+	}
+	o.Logger.Info("farm started", "coordinator", o.Coordinator, "prover", prover, "slots", len(slots), "backends", o.Backends.Names())
 	return a.Run(ctx)
 }
 

@@ -3,6 +3,7 @@ package devnet_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,7 +16,10 @@ import (
 
 	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/gpu"
+	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/scheduler"
+	"github.com/pouwfarm/pouwfarm/scheduler/agent"
+	"github.com/pouwfarm/pouwfarm/trace/workload"
 )
 
 // serveFarm runs an in-process farm against url with its metrics server on
@@ -147,5 +151,45 @@ func TestFarmWarmsThePlonkishProverAtStart(t *testing.T) {
 			t.Fatalf("no warm-up logged within 30s; logs:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestFarmWithAnotherProversTokenStopsAndOneWithoutProverIDCompletes(t *testing.T) {
+	c := newDeployment(t, "bolt").start(t, "127.0.0.1:0", 30*time.Second)
+	defer c.Close()
+	admin := adminOf(t, c)
+	tr, err := workload.Macro("fib", 1, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := ingest(t, admin, tr)
+	prover, err := admin.RegisterProver(t.Context(), "farm-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := devnet.Backends()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = devnet.RunFarm(ctx, devnet.FarmOptions{
+		Coordinator: c.URL, Token: prover.Token, ProverID: "farm-b",
+		Host: scheduler.HostOptions{CPUCores: 1, HostMemoryBytes: 4 << 30}, GPUs: gpu.Null{Reason: "test"},
+		Backends: reg, IdleMin: 10 * time.Millisecond, IdleMax: 50 * time.Millisecond,
+	})
+	if !errors.Is(err, agent.ErrProverMismatch) || err.Error() != `token belongs to prover "farm-a", not --prover-id "farm-b"` {
+		t.Fatalf("RunFarm = %v, want the prover mismatch error", err)
+	}
+	if j := waitJob(t, admin, job.JobID, 10*time.Second, func(j pouw.ProofJob) bool { return j.State == pouw.StatePending }); j.Attempts != 0 {
+		t.Errorf("attempts = %d after the mismatch, want 0", j.Attempts)
+	}
+
+	// Without --prover-id the proof is bound to the token's prover, and
+	// the coordinator accepts it.
+	runFarm(t, c.URL, prover.Token, "")
+	done := waitJob(t, admin, job.JobID, time.Minute, func(j pouw.ProofJob) bool { return j.State == pouw.StateCompleted || j.State == pouw.StateDead })
+	if done.State != pouw.StateCompleted || done.ProverID != "farm-a" || done.Attempts != 0 {
+		t.Errorf("job = %+v, want completed by farm-a with no failed attempt", done)
 	}
 }

@@ -62,8 +62,11 @@ const (
 // Options configure an Agent. Coordinator, Pool and Backends are required.
 type Options struct {
 	Coordinator Coordinator
-	// ProverID binds proofs to this prover (the Statement's prover_id); it
-	// must be the id the token was registered under.
+	// ProverID is the prover the token is expected to belong to. Proofs
+	// are bound to the prover the coordinator names in each claim (the one
+	// it verifies for); when ProverID is set and the coordinator names
+	// another, the lease is released and Run stops with ErrProverMismatch.
+	// Empty: take the id from the claims.
 	ProverID string
 	Pool     *scheduler.Pool
 	Backends *backends.Registry
@@ -86,6 +89,13 @@ type Options struct {
 	DrainGrace time.Duration
 	// MinRenew bounds how often a lease is renewed (default 1 s).
 	MinRenew time.Duration
+	// FailBackoffMin and FailBackoffMax bound how long a slot rests after
+	// a job on it failed or was rejected (defaults 1 s and 30 s): the n-th
+	// failure in a row waits between FailBackoffMin·2^(n-1) and twice that,
+	// capped at FailBackoffMax; a completed job resets it. Without it a
+	// transient fault would re-claim the same job and spend every attempt
+	// in milliseconds.
+	FailBackoffMin, FailBackoffMax time.Duration
 	// Workers, when set, proves in per-slot worker processes the backends
 	// named in Isolate (every backend when Isolate is empty).
 	Workers *WorkerPool
@@ -119,7 +129,24 @@ type Agent struct {
 	// answered is set by the first claim the coordinator answers (a job or
 	// none): the farm's readiness.
 	answered atomic.Bool
+
+	mu sync.Mutex
+	// failStreak counts the failed jobs in a row of each slot.
+	failStreak map[string]int
 }
+
+// ErrProverMismatch is returned by Run when the coordinator leases jobs to
+// another prover than Options.ProverID: the token belongs to someone else,
+// and every proof bound to ProverID would be rejected.
+var ErrProverMismatch = errors.New("token belongs to another prover")
+
+// proverMismatch carries ErrProverMismatch with a message naming both ids.
+type proverMismatch struct{ token, configured string }
+
+func (e proverMismatch) Error() string {
+	return fmt.Sprintf("token belongs to prover %q, not --prover-id %q", e.token, e.configured)
+}
+func (e proverMismatch) Unwrap() error { return ErrProverMismatch }
 
 // Ready reports whether the agent has slots to prove on and the
 // coordinator has answered at least one claim (a job or "nothing
@@ -156,6 +183,12 @@ func New(opts Options) (*Agent, error) {
 	if opts.MinRenew <= 0 {
 		opts.MinRenew = time.Second
 	}
+	if opts.FailBackoffMin <= 0 {
+		opts.FailBackoffMin = time.Second
+	}
+	if opts.FailBackoffMax < opts.FailBackoffMin {
+		opts.FailBackoffMax = max(30*time.Second, opts.FailBackoffMin)
+	}
 	m, err := newMetrics(opts.Registerer, opts.Pool)
 	if err != nil {
 		return nil, err
@@ -164,7 +197,7 @@ func New(opts Options) (*Agent, error) {
 	for _, s := range opts.Pool.Snapshot().Slots() {
 		slots[s.ID] = s
 	}
-	return &Agent{o: opts, log: opts.Logger, m: m, freed: make(chan struct{}, 1), slots: slots}, nil
+	return &Agent{o: opts, log: opts.Logger, m: m, freed: make(chan struct{}, 1), slots: slots, failStreak: map[string]int{}}, nil
 }
 
 // Run claims and proves until ctx is cancelled, then drains: it stops
@@ -194,9 +227,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		granted, reachable, fatal := a.claimOnce(ctx, work, claims)
 		if fatal != nil {
-			// A token the coordinator refuses will not start working by
-			// itself: stop (after draining) and say why.
-			a.log.Error("the coordinator refuses this farm's token; stopping", "err", fatal)
+			// A token the coordinator refuses, or one of another prover,
+			// will not start working by itself: stop (after draining) and
+			// say why.
+			a.log.Error("stopping the farm", "err", fatal)
 			runErr = fatal
 			break
 		}
@@ -220,6 +254,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		stopWork()
 		<-done
 	}
+	a.log.Info("farm stopped")
 	return runErr
 }
 
@@ -250,7 +285,19 @@ func (a *Agent) claimOnce(ctx, work context.Context, claims []scheduler.Claim) (
 			}
 			return false, false, nil
 		}
-		a.start(work, resp)
+		if got := resp.Job.ProverID; a.o.ProverID != "" && got != "" && got != a.o.ProverID {
+			// Every proof bound to ProverID would be rejected and charged
+			// to the token's prover: give the lease back untouched.
+			mm := proverMismatch{token: got, configured: a.o.ProverID}
+			a.endLease(resp.Job, resp.LeaseToken, OutcomeReleased, mm.Error(), "")
+			return false, true, mm
+		}
+		if a.proverID(resp.Job) == "" {
+			err := errors.New("agent: the coordinator did not name the prover of the lease; give the farm its prover id")
+			a.endLease(resp.Job, resp.LeaseToken, OutcomeReleased, err.Error(), "")
+			return false, true, err
+		}
+		a.start(ctx, work, resp)
 		return true, true, nil
 	}
 	return false, true, nil
@@ -259,7 +306,7 @@ func (a *Agent) claimOnce(ctx, work context.Context, claims []scheduler.Claim) (
 // start reserves a slot for a granted job and proves it in a goroutine. A
 // job the pool cannot place (the pool changed since the claim was computed)
 // is released at once, without penalty.
-func (a *Agent) start(work context.Context, lease pouw.ClaimResponse) {
+func (a *Agent) start(ctx, work context.Context, lease pouw.ClaimResponse) {
 	j := lease.Job
 	res, err := a.o.Pool.Acquire(scheduler.Job{ID: j.JobID, Tier: j.Tier, Backend: j.Backend, TraceBytes: j.TraceBytes})
 	if err != nil {
@@ -277,12 +324,15 @@ func (a *Agent) start(work context.Context, lease pouw.ClaimResponse) {
 			default:
 			}
 		}()
-		a.prove(work, lease, res.Placement())
+		pl := res.Placement()
+		if outcome := a.prove(work, lease, pl); outcome != "" {
+			a.restAfter(ctx, pl.Slot, outcome)
+		}
 	}()
 }
 
 // prove runs one leased job on its reserved slot, from download to submit.
-func (a *Agent) prove(work context.Context, lease pouw.ClaimResponse, pl scheduler.Placement) {
+func (a *Agent) prove(work context.Context, lease pouw.ClaimResponse, pl scheduler.Placement) string {
 	j := lease.Job
 	log := a.log.With("job", j.JobID, "tier", j.Tier, "backend", j.Backend, "slot", pl.Slot)
 	a.m.busy(pl.Slot, +1)
@@ -306,7 +356,54 @@ func (a *Agent) prove(work context.Context, lease pouw.ClaimResponse, pl schedul
 			outcome, reason = OutcomeReleased, "farm draining"
 		}
 	}
-	a.finish(j, lease.LeaseToken, pl, outcome, reason, elapsed, log)
+	return a.finish(j, lease.LeaseToken, pl, outcome, reason, elapsed, log)
+}
+
+// proverID is the prover a job's proof is bound to: the one the
+// coordinator leased it to (and will verify for), else Options.ProverID.
+func (a *Agent) proverID(j pouw.ProofJob) string {
+	if j.ProverID != "" {
+		return j.ProverID
+	}
+	return a.o.ProverID
+}
+
+// restAfter keeps a slot reserved for a jittered, growing while after a
+// failed or rejected job on it, so it does not re-claim the same job at
+// once; a completed job resets the streak. Shutdown (ctx) cuts the rest
+// short.
+func (a *Agent) restAfter(ctx context.Context, slot, outcome string) {
+	a.mu.Lock()
+	switch outcome {
+	case OutcomeCompleted:
+		delete(a.failStreak, slot)
+		a.mu.Unlock()
+		return
+	case OutcomeFailed, OutcomeHashMismatch, OutcomeRejected, OutcomeError:
+		a.failStreak[slot]++
+	default:
+		// Lease lost or released: not this slot's fault.
+		a.mu.Unlock()
+		return
+	}
+	n := a.failStreak[slot]
+	a.mu.Unlock()
+	d := failBackoff(a.o.FailBackoffMin, a.o.FailBackoffMax, n)
+	a.log.Info("slot resting after a failed job", "slot", slot, "failures_in_a_row", n, "seconds", d.Seconds())
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// failBackoff is the rest after the n-th failure in a row (n ≥ 1):
+// uniform in [lo·2^(n-1), 2·lo·2^(n-1)), capped at hi.
+func failBackoff(lo, hi time.Duration, n int) time.Duration {
+	base := lo << min(n-1, 20)
+	if base <= 0 || base > hi {
+		base = hi
+	}
+	return min(base+time.Duration(rand.Int64N(int64(base))), hi)
 }
 
 var errLeaseLost = errors.New("lease lost")
@@ -353,7 +450,7 @@ func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse,
 		if h.Tier != j.Tier {
 			return OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", h.Tier, j.Tier), 0
 		}
-		st := backends.Statement{Header: h, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.o.ProverID}
+		st := backends.Statement{Header: h, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.proverID(j)}
 		start = time.Now()
 		proof, err = a.o.Workers.Prove(jobCtx, a.slots[pl.Slot], j.Backend, blob, st)
 	} else {
@@ -366,7 +463,7 @@ func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse,
 		if t.Header.Tier != j.Tier {
 			return OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", t.Header.Tier, j.Tier), 0
 		}
-		st := backends.Statement{Header: &t.Header, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.o.ProverID}
+		st := backends.Statement{Header: &t.Header, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.proverID(j)}
 		start = time.Now()
 		proof, err = b.Prove(jobCtx, t, st)
 	}
@@ -479,7 +576,7 @@ func (a *Agent) renewInterval(j pouw.ProofJob) time.Duration {
 
 // finish reports the outcome to the coordinator where it needs to know, and
 // counts it.
-func (a *Agent) finish(j pouw.ProofJob, token string, pl scheduler.Placement, outcome, reason string, proving time.Duration, log *slog.Logger) {
+func (a *Agent) finish(j pouw.ProofJob, token string, pl scheduler.Placement, outcome, reason string, proving time.Duration, log *slog.Logger) string {
 	switch outcome {
 	case OutcomeFailed, OutcomeHashMismatch:
 		outcome = a.endLease(j, token, outcome, reason, pl.Kind)
@@ -500,6 +597,7 @@ func (a *Agent) finish(j pouw.ProofJob, token string, pl scheduler.Placement, ou
 	} else {
 		log.Warn("job done", attrs...)
 	}
+	return outcome
 }
 
 // endLease tells the coordinator a job failed (fail) or is given back

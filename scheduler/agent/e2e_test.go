@@ -220,6 +220,7 @@ func startFarm(t *testing.T, cl *client.Client, proverID string, reg *backends.R
 		Coordinator: cl, ProverID: proverID, Pool: scheduler.NewPool(alloc), Backends: reg,
 		Registerer: pr, IdleMin: 10 * time.Millisecond, IdleMax: 100 * time.Millisecond,
 		MinRenew: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		FailBackoffMin: 5 * time.Millisecond, FailBackoffMax: 20 * time.Millisecond,
 	}
 	if mutate != nil {
 		mutate(&o)
