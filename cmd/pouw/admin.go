@@ -373,7 +373,12 @@ token — claim, renew, submit, fail and release leases by hand.` + apiHelp,
 			if err != nil {
 				return err
 			}
-			req := pouw.ClaimRequest{Backends: strings.Split(backendsList, ","), MaxTraceBytes: maxTrace, MinReward: minReward}
+			req := pouw.ClaimRequest{MaxTraceBytes: maxTrace, MinReward: minReward}
+			for _, b := range strings.Split(backendsList, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					req.Backends = append(req.Backends, b)
+				}
+			}
 			for _, s := range strings.Split(tiers, ",") {
 				t, err := pouw.ParseTier(strings.TrimSpace(s))
 				if err != nil {
@@ -395,7 +400,7 @@ token — claim, renew, submit, fail and release leases by hand.` + apiHelp,
 		},
 	}
 	claim.Flags().StringVar(&tiers, "tiers", "micro,macro,full", "tiers in preference order")
-	claim.Flags().StringVar(&backendsList, "backends", "stark", "backends this prover runs")
+	claim.Flags().StringVar(&backendsList, "backends", "plonkish,stark", "backends this prover runs (the default tier table proves micro with plonkish, macro and full with stark)")
 	claim.Flags().Int64Var(&maxTrace, "max-trace-bytes", 0, "largest trace accepted (0: any)")
 	claim.Flags().Uint64Var(&minReward, "min-reward", 0, "only jobs paying at least this")
 
