@@ -3,15 +3,18 @@ package main
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pouwfarm/pouwfarm/backends/aggregate"
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/devnet"
 	"github.com/pouwfarm/pouwfarm/scheduler"
@@ -41,8 +44,15 @@ unreachable, the farm backs off with jitter.
 SIGTERM or Ctrl-C drains: no new claims, running proofs get --drain-grace to
 finish, and the leases of the rest are released (no failure counted).
 
-The prover id must be the one the token was registered under (an admin's
-POST /v1/pouw/provers returns the token); proofs are bound to it.
+Proofs are bound to the prover the token belongs to (an admin's
+POST /v1/pouw/provers returns the token); the coordinator names it in every
+claim. --prover-id is optional: when given and the token belongs to another
+prover, the first claim's lease is released untouched and the farm stops with
+an error (no attempt spent, nothing charged).
+
+A slot whose job failed or was rejected rests 1-2 s before it claims again,
+doubling while failures continue (up to 30 s), so a transient fault does not
+spend every attempt of a job in milliseconds.
 
 HTTPS: an https:// coordinator is verified against --ca (else the system's
 roots), TLS 1.3 minimum; for mTLS, --client-cert/--client-key present a
@@ -57,8 +67,14 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 			if err := applyEnvTwins(cmd, "POUW_"); err != nil {
 				return err
 			}
-			if coordURL == "" || token == "" || proverID == "" {
-				return errors.New("--coordinator, --token and --prover-id are required (or POUW_COORDINATOR, POUW_TOKEN, POUW_PROVER_ID)")
+			if coordURL == "" || token == "" {
+				return errors.New("--coordinator and --token are required (or POUW_COORDINATOR, POUW_TOKEN)")
+			}
+			if err := host.validate(); err != nil {
+				return err
+			}
+			if grace < 0 {
+				return errors.New("--drain-grace must be ≥ 0")
 			}
 			if pprof && metricsAddr == "" {
 				return errors.New("--pprof serves on --metrics-addr: give one")
@@ -79,6 +95,12 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 			if err != nil {
 				return err
 			}
+			// aggregate is a known backend even where this build's farm
+			// does not run it (the default names it).
+			isolated, err := parseIsolate(isolate, append(reg.Names(), aggregate.Name))
+			if err != nil {
+				return err
+			}
 			src := openGPUs(logger, host.gpus)
 			if c, ok := src.(interface{ Close() error }); ok {
 				defer c.Close()
@@ -90,9 +112,7 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 			}
 			if isolate != "" && isolate != "none" {
 				o.Workers = workerPool(logger, host.maxTrace)
-				if isolate != "all" {
-					o.Isolate = strings.Split(isolate, ",")
-				}
+				o.Isolate = isolated
 			}
 			return devnet.RunFarm(cmd.Context(), o)
 		},
@@ -101,7 +121,7 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 	host.register(f)
 	f.StringVar(&coordURL, "coordinator", "", "coordinator URL, e.g. http://127.0.0.1:8080 [POUW_COORDINATOR]")
 	f.StringVar(&token, "token", "", "this prover's bearer token [POUW_TOKEN]")
-	f.StringVar(&proverID, "prover-id", "", "the prover id the token was registered under [POUW_PROVER_ID]")
+	f.StringVar(&proverID, "prover-id", "", "the prover the token belongs to; optional (taken from the coordinator's claims), checked when given [POUW_PROVER_ID]")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve farm and GPU metrics (/metrics), liveness (/healthz) and readiness (/readyz) on this address, e.g. :9101 [POUW_METRICS_ADDR]")
 	f.DurationVar(&grace, "drain-grace", 30*time.Second, "on shutdown, how long running proofs may finish before their leases are released [POUW_DRAIN_GRACE]")
 	f.Uint64Var(&minReward, "min-reward", 0, "only claim jobs paying at least this [POUW_MIN_REWARD]")
@@ -111,6 +131,42 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 	f.BoolVar(&pprof, "pprof", false, "serve /debug/pprof on --metrics-addr (off by default) [POUW_PPROF]")
 	f.StringVar(&isolate, "isolate", "aggregate", "backends proved in per-slot worker processes (killed to cancel; a crash costs only the job): a comma list, all, or none [POUW_ISOLATE]")
 	return cmd
+}
+
+// validate refuses host flags that would build a nonsensical farm, with a
+// one-line error rather than the scheduler's.
+func (h *farmHostFlags) validate() error {
+	switch {
+	case h.cpu < 0:
+		return errors.New("--cpu must be ≥ 0")
+	case h.coresPerSlot < 1:
+		return errors.New("--cores-per-slot must be ≥ 1")
+	case h.jobsPerGPU < 1:
+		return errors.New("--jobs-per-gpu must be ≥ 1")
+	case h.memory < 0:
+		return errors.New("--memory must be ≥ 0")
+	case h.maxTrace < 0:
+		return errors.New("--max-trace-bytes must be ≥ 0")
+	}
+	return nil
+}
+
+// parseIsolate turns --isolate into the backends proved in worker
+// processes: nil for all (or none: the caller checks), else the named ones,
+// each of which must be a backend this farm runs.
+func parseIsolate(v string, known []string) ([]string, error) {
+	if v == "" || v == "none" || v == "all" {
+		return nil, nil
+	}
+	names := strings.Split(v, ",")
+	for i, n := range names {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("--isolate: unknown backend %q (want all, none, or a comma list of %s)", n, strings.Join(known, ", "))
+		}
+		names[i] = n
+	}
+	return names, nil
 }
 
 // workerPool starts `pouw worker` processes, one per busy slot, with the
