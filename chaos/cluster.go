@@ -41,8 +41,6 @@ type cluster struct {
 	farms      []*proc
 	tokens     map[string]string
 	clients    map[string]*client.Client
-
-	watch *watcher
 }
 
 func freeAddr() (string, error) {
@@ -372,6 +370,7 @@ func (g *loadgen) setPaused(p bool) {
 	g.paused = p
 	g.mu.Unlock()
 	g.busy.Lock() // the ingest in flight, if any, has finished
+	//lint:ignore SA2001 taking and dropping the lock waits out the ingest in flight
 	g.busy.Unlock()
 }
 

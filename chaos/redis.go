@@ -98,5 +98,3 @@ func (n *redisNode) Restart() error {
 }
 
 func (n *redisNode) Close() error { n.p.kill(); return nil }
-
-func (n *redisNode) pid() int { return n.p.pid() }

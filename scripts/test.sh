@@ -30,6 +30,11 @@ export CGO_CFLAGS="${CGO_CFLAGS:--Wno-deprecated-declarations}"
 
 echo "== go vet"
 go vet ./...
+go vet -tags chaos ./chaos/...
+
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags chaos ./chaos/...
 
 echo "== no-cgo build (CPU-only fallback of gpu/)"
 CGO_ENABLED=0 go build ./...
@@ -58,4 +63,6 @@ if [ -n "$other_pkgs" ]; then
 fi
 echo "== deploy end to end (real redis-server, pouw coordinator + farm, Prometheus with the rules)"
 POUW_DEPLOY_E2E=1 go test -count=1 -run EndToEnd ./deploy || status=1
+echo "== chaos scenario (redis primary + replica, 2 coordinators, 3 farms, seeded faults, invariant audit; ~2 min)"
+go test -tags chaos -count=1 -timeout 8m -run 'TestChaosScenarioLosesNothing|TestCheck|TestCollected' ./chaos/... || status=1
 exit $status
