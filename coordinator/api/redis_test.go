@@ -27,22 +27,16 @@ import (
 var sharedRedis *redistest.Server
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "api-test-redis-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	sharedRedis, err = redistest.New(redistest.Options{Dir: dir})
+	srv, stop, err := redistest.NewShared("api-test-redis")
 	if err != nil {
 		// Fail, never skip: a missing redis-server must not pass the suite.
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	sharedRedis = srv
 	extraBackends = append(extraBackends, redisBackend())
 	code := m.Run()
-	sharedRedis.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
 }
 

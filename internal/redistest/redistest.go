@@ -271,3 +271,20 @@ func freePort() (int, error) {
 	}
 	return 0, errors.New("redistest: no free port")
 }
+
+// NewShared starts one private redis-server in a fresh temporary directory,
+// for a whole test binary (from TestMain, where there is no testing.T).
+// stop kills it and removes the directory. A missing redis-server is an error
+// the caller must fail on, never a reason to skip.
+func NewShared(name string) (srv *Server, stop func(), err error) {
+	dir, err := os.MkdirTemp("", name+"-")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err = New(Options{Dir: dir})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return srv, func() { srv.Close(); os.RemoveAll(dir) }, nil
+}

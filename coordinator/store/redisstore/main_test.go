@@ -24,23 +24,17 @@ import (
 var shared *redistest.Server
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "redisstore-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	shared, err = redistest.New(redistest.Options{Dir: dir})
+	srv, stop, err := redistest.NewShared("redisstore-test")
 	if err != nil {
 		// Fail, never skip: a missing redis-server must not pass the suite.
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	shared = srv
 	// go-redis logs every failed dial; the fault tests make thousands.
 	redis.SetLogger(quietLogger{})
 	code := m.Run()
-	shared.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
 }
 
