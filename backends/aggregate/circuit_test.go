@@ -11,21 +11,10 @@ import (
 	"github.com/pouwfarm/pouwfarm/backends"
 	"github.com/pouwfarm/pouwfarm/pouw"
 	"github.com/pouwfarm/pouwfarm/trace"
+	"github.com/pouwfarm/pouwfarm/trace/tracetest"
 )
 
-const fibSrc = `
-.inputs 1
-.outputs r1
-        LI   r1, 0
-        LI   r2, 1
-        JZ   r0, done
-loop:   ADD  r3, r1, r2
-        MOV  r1, r2
-        MOV  r2, r3
-        ADDI r0, r0, -1
-        JNZ  r0, loop
-done:   HALT
-`
+const fibSrc = tracetest.FibSource
 
 // mixSrc exercises every opcode, wrap-around included.
 const mixSrc = `

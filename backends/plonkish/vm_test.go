@@ -5,21 +5,10 @@ import (
 
 	"github.com/pouwfarm/pouwfarm/backends/plonkish"
 	"github.com/pouwfarm/pouwfarm/trace"
+	"github.com/pouwfarm/pouwfarm/trace/tracetest"
 )
 
-const fibSrc = `
-.inputs 1
-.outputs r1
-        LI   r1, 0
-        LI   r2, 1
-        JZ   r0, done
-loop:   ADD  r3, r1, r2
-        MOV  r1, r2
-        MOV  r2, r3
-        ADDI r0, r0, -1
-        JNZ  r0, loop
-done:   HALT
-`
+const fibSrc = tracetest.FibSource
 
 // every opcode, with wrapping adds, subtractions below zero and big products
 const mixSrc = `
