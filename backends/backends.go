@@ -99,6 +99,22 @@ type SecurityReporter interface {
 	SecurityBits(st Statement, proof []byte) (int, error)
 }
 
+// Aggregator is implemented by backends that prove a batch (an aggregation
+// job of the batch DAG): one proof over the proofs of k completed child jobs,
+// verified against the children's statements in batch order. A child's
+// statement is bound to the prover that completed it.
+type Aggregator interface {
+	Backend
+	// Aggregate verifies every child proof against its statement and proves
+	// one aggregate proof over them, in order. An invalid child proof is an
+	// error wrapping ErrProofRejected.
+	Aggregate(ctx context.Context, children []Statement, proofs [][]byte) ([]byte, error)
+	// VerifyAggregate checks an aggregate proof against the children's
+	// statements in order: nil only for a valid proof, else an error
+	// wrapping ErrInvalidProof or ErrProofRejected.
+	VerifyAggregate(ctx context.Context, children []Statement, proof []byte) error
+}
+
 // Serves reports whether b proves jobs of tier t.
 func Serves(b Backend, t pouw.JobTier) bool { return slices.Contains(b.Tiers(), t) }
 

@@ -37,7 +37,7 @@ type Backend struct {
 	log  *slog.Logger
 }
 
-var _ backends.Backend = (*Backend)(nil)
+var _ backends.Aggregator = (*Backend)(nil)
 
 // New builds the backend over the given key sets.
 func New(o Options) (*Backend, error) {
