@@ -2,7 +2,6 @@ package aggregate
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -42,20 +41,13 @@ func cachedKeys(t testing.TB, p Params) *Keys {
 	if root == "" {
 		root = filepath.Join(os.TempDir(), "pouw-aggregate-test-keys")
 	}
-	dir := filepath.Join(root, fmt.Sprintf("s%d-l%d-k%d", p.LogSteps, p.ProgLen, p.K))
-	k, err := LoadKeys(dir)
-	if err == nil && k.Params == p {
-		err = k.CheckCircuits()
-	}
+	t0 := time.Now()
+	k, setup, err := LoadOrSetup(context.Background(), p, root, nil)
 	if err != nil {
-		t0 := time.Now()
-		var st SetupStats
-		if k, st, err = Setup(context.Background(), p, dir, nil); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("setup %v in %v: intent %d constraints (compile %v, setup %v), aggregate %d (compile %v, setup %v)",
-			p, time.Since(t0).Round(time.Millisecond), st.IntentConstraints, st.IntentCompile.Round(time.Millisecond), st.IntentSetup.Round(time.Millisecond),
-			st.AggConstraints, st.AggCompile.Round(time.Millisecond), st.AggSetup.Round(time.Millisecond))
+		t.Fatal(err)
+	}
+	if setup {
+		t.Logf("setup %v in %v: intent %d constraints, aggregate %d", p, time.Since(t0).Round(time.Millisecond), k.IntentConstraints, k.AggConstraints)
 	}
 	if testKeys.sets == nil {
 		testKeys.sets = map[Params]*Keys{}
