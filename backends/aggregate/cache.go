@@ -82,3 +82,14 @@ func loadChecked(dir string, p Params) (*Keys, error) {
 	}
 	return k, nil
 }
+
+// DefaultTestKeysRoot is where tests cache their key sets when
+// $POUW_AGGREGATE_TEST_KEYS is unset: pouw-aggregate-test-keys in the user's
+// cache directory (the temp dir when there is none).
+func DefaultTestKeysRoot() string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "pouw-aggregate-test-keys")
+}

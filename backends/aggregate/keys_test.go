@@ -3,7 +3,6 @@ package aggregate
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +22,7 @@ func sharedKeys(t testing.TB) *Keys { return cachedKeys(t, testParams) }
 
 // cachedKeys returns keys for p. Setup takes minutes on a busy 2-core
 // machine, so keys are kept in a cache directory ($POUW_AGGREGATE_TEST_KEYS,
-// default a fixed directory under the system temp dir), one subdirectory
+// default DefaultTestKeysRoot), one subdirectory
 // per parameter set, and reused while CheckCircuits says they still match
 // this binary's circuits; otherwise they are set up again, once per test
 // binary.
@@ -39,7 +38,7 @@ func cachedKeys(t testing.TB, p Params) *Keys {
 	}
 	root := os.Getenv("POUW_AGGREGATE_TEST_KEYS")
 	if root == "" {
-		root = filepath.Join(os.TempDir(), "pouw-aggregate-test-keys")
+		root = DefaultTestKeysRoot()
 	}
 	t0 := time.Now()
 	k, setup, err := LoadOrSetup(context.Background(), p, root, nil)

@@ -1,15 +1,14 @@
 // Package aggregatetest gives tests of any package the aggregate backend's
 // smallest key set, set up once per machine and cached (Groth16 setup takes
-// minutes on a 2-core machine): under $POUW_AGGREGATE_TEST_KEYS, which
-// scripts/test.sh points at $HOME/.cache/pouw-aggregate-test-keys, else a
-// fixed directory under the system temp dir. Keys are reused only while they
+// minutes on a 2-core machine): under $POUW_AGGREGATE_TEST_KEYS, else
+// pouw-aggregate-test-keys in the user's cache directory (what
+// scripts/test.sh uses too), so every package's tests share one set. Keys are reused only while they
 // match this binary's circuits (aggregate.LoadOrSetup).
 package aggregatetest
 
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +24,7 @@ func Root() string {
 	if r := os.Getenv("POUW_AGGREGATE_TEST_KEYS"); r != "" {
 		return r
 	}
-	return filepath.Join(os.TempDir(), "pouw-aggregate-test-keys")
+	return aggregate.DefaultTestKeysRoot()
 }
 
 var loaded sync.Map // aggregate.Params -> *aggregate.Keys, per test binary
