@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"strconv"
@@ -138,7 +137,7 @@ type BackendConfig struct {
 	Stark stark.Config
 	// KeysDir holds aggregate key sets (s<logsteps>-l<proglen>-k<k>);
 	// missing ones are set up there first (minutes). Empty: KeysEnv, else
-	// the aggregate tests' cache under the temp directory.
+	// the aggregate tests' cache (aggregate.DefaultTestKeysRoot).
 	KeysDir string
 }
 
@@ -150,7 +149,7 @@ func (cfg BackendConfig) KeysRoot() string {
 	if d := os.Getenv(KeysEnv); d != "" {
 		return d
 	}
-	return filepath.Join(os.TempDir(), "pouw-aggregate-test-keys")
+	return aggregate.DefaultTestKeysRoot()
 }
 
 // AggregateParams are the key parameters a case needs: the size class of
@@ -167,16 +166,9 @@ func AggregateParams(c Case) aggregate.Params {
 // AggregateKeys loads the key set for p from root, setting it up (and
 // writing it there) when it is missing or does not match the circuits.
 func AggregateKeys(ctx context.Context, root string, p aggregate.Params) (*aggregate.Keys, error) {
-	dir := filepath.Join(root, fmt.Sprintf("s%d-l%d-k%d", p.LogSteps, p.ProgLen, p.K))
-	k, err := aggregate.LoadKeys(dir)
-	if err == nil && k.Params == p {
-		if err = k.CheckCircuits(); err == nil {
-			return k, nil
-		}
-	}
-	k, _, err = aggregate.Setup(ctx, p, dir, nil)
+	k, _, err := aggregate.LoadOrSetup(ctx, p, root, nil)
 	if err != nil {
-		return nil, fmt.Errorf("bench: aggregate keys %+v in %s: %w", p, dir, err)
+		return nil, fmt.Errorf("bench: aggregate keys %+v in %s: %w", p, aggregate.CacheDir(root, p), err)
 	}
 	return k, nil
 }
