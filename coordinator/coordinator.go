@@ -238,7 +238,11 @@ func New(ctx context.Context, cfg Config) (_ *Coordinator, err error) {
 	}
 	verifier := cfg.Verifier
 	if verifier == nil && cfg.Backends != nil {
-		verifier = BackendVerifier{Registry: cfg.Backends, Blobs: c.Blobs}
+		verifier = BackendVerifier{Registry: cfg.Backends, Blobs: c.Blobs, Jobs: c.Store}
+	}
+	batch := batchBackend(cfg.Backends)
+	if batch != "" {
+		c.log.Info("batches: aggregation backend configured", "backend", batch)
 	}
 	if verifier == nil {
 		c.log.Warn("no proof backends configured: every submitted proof will be rejected")
@@ -248,7 +252,7 @@ func New(ctx context.Context, cfg Config) (_ *Coordinator, err error) {
 		AdminToken: c.admin, PublicRead: cfg.PublicRead, Tiers: cfg.Tiers, Limits: cfg.Limits,
 		VerifyBudget: cfg.VerifyBudget, Abuse: cfg.Abuse, MaxVerifyAttempts: cfg.MaxVerifyAttempts,
 		TokenTTL: cfg.TokenTTL, RotateGrace: cfg.RotateGrace, CheckTraceHeader: true,
-		BindClientCert: cfg.ClientCA != "",
+		BindClientCert: cfg.ClientCA != "", BatchBackend: batch,
 	})
 	if err != nil {
 		return nil, err
@@ -278,6 +282,28 @@ func New(ctx context.Context, cfg Config) (_ *Coordinator, err error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return c, nil
+}
+
+// aggregateBackend is the name of the backend that proves batches
+// (backends/aggregate.Name; not imported, so the coordinator does not link
+// gnark for a name).
+const aggregateBackend = "aggregate"
+
+// batchBackend is the backend that proves batches (POST /v1/pouw/batches):
+// "aggregate" when the registry has it and it aggregates proofs, else none
+// and batches are refused.
+func batchBackend(reg *backends.Registry) string {
+	if reg == nil {
+		return ""
+	}
+	b, err := reg.Get(aggregateBackend)
+	if err != nil {
+		return ""
+	}
+	if _, ok := b.(backends.Aggregator); !ok {
+		return ""
+	}
+	return aggregateBackend
 }
 
 func withDefaults(cfg Config) Config {

@@ -149,6 +149,7 @@ const (
 	ActionUnsuspend    = "prover.unsuspend"
 	ActionDeposit      = "pool.deposit"
 	ActionRequeue      = "dead_letter.requeue"
+	ActionBatch        = "batch" // POST /v1/pouw/batches: Event.JobID is the aggregation job
 )
 
 // Event is one entry of the event stream. IDs increase strictly.

@@ -135,6 +135,10 @@ type Options struct {
 	// client certificate naming that prover (CN or URI SAN
 	// pouw://prover/<id>): set with mTLS (--client-ca).
 	BindClientCert bool
+	// BatchBackend is the aggregation backend (a backends.Aggregator the
+	// Verifier can check) that proves batches and their children; empty:
+	// POST /v1/pouw/batches is refused (409 conflict).
+	BatchBackend string
 }
 
 func (o Options) withDefaults() Options {
@@ -313,6 +317,8 @@ func (s *Server) buildMux() http.Handler {
 	add("POST", v+"/provers", accessAdmin, s.handleRegisterProver)
 	add("POST", v+"/dead-letter/{id}/requeue", accessAdmin, s.handleRequeue)
 	add("POST", v+"/pool/deposits", accessAdmin, s.handleDeposit)
+	// Issue 9: the batch DAG.
+	add("POST", v+"/batches", accessAdmin, s.handleBatch)
 	// Issue 13: token lifecycle and suspension.
 	add("POST", v+"/provers/{id}/tokens", accessAdmin, s.handleRotateToken)
 	add("POST", v+"/provers/{id}/revoke", accessAdmin, s.handleRevokeTokens)

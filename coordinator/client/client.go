@@ -608,6 +608,17 @@ func (c *Client) Ingest(ctx context.Context, req pouw.IngestRequest) (pouw.Inges
 	return out, err
 }
 
+// CreateBatch creates a batch (admin, POST /v1/pouw/batches): one Macro job
+// per intent and one Full aggregation job that depends on them, all proved
+// by the coordinator's aggregation backend. Like Ingest it is idempotent (a
+// repeated batch answers with the same jobs, Created false), so it is
+// retried.
+func (c *Client) CreateBatch(ctx context.Context, req pouw.BatchRequest) (pouw.BatchResponse, error) {
+	var out pouw.BatchResponse
+	_, err := c.call(ctx, "POST", v1+"/batches", nil, req, &out, retrySafe)
+	return out, err
+}
+
 // Healthz checks liveness.
 func (c *Client) Healthz(ctx context.Context) error {
 	_, err := c.call(ctx, "GET", "/healthz", nil, nil, nil, retryNotSentOnly)
