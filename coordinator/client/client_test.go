@@ -104,7 +104,9 @@ type env struct {
 	stark  *stark.Backend
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv serves the API over a fresh bolt store; configure adjusts its
+// options.
+func newEnv(t *testing.T, configure ...func(*api.Options)) *env {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "db"), store.DefaultOptions(), clock.Real{}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -123,8 +125,12 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Options{Store: st, Blobs: blobs, AdminToken: adminToken,
-		Verifier: coordinator.BackendVerifier{Registry: reg, Blobs: blobs}})
+	opts := api.Options{Store: st, Blobs: blobs, AdminToken: adminToken,
+		Verifier: coordinator.BackendVerifier{Registry: reg, Blobs: blobs, Jobs: st}}
+	for _, f := range configure {
+		f(&opts)
+	}
+	srv, err := api.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
