@@ -54,6 +54,18 @@ type DevOptions struct {
 	OnProgress func(Progress)
 	// OnReady is told the coordinator's URL and admin token once it serves.
 	OnReady func(url, adminToken, tokenFile string)
+	// BatchBackend, when set, makes every Full turn a batch of the batch
+	// DAG (issue 9): BatchSize Macro intents of Steps/BatchSize steps are
+	// uploaded and posted to POST /v1/pouw/batches, which makes BatchSize
+	// Macro child jobs and one Full aggregation job over their proofs. It
+	// must name a backends.Aggregator of Backends (the coordinator proves
+	// batches with it). Empty: a Full turn is one Full trace ingested as a
+	// job of the Full tier's backend.
+	BatchBackend string
+	// Workers, when set, proves the backends in Isolate in per-slot worker
+	// processes, as pouw farm does (FarmOptions).
+	Workers *agent.WorkerPool
+	Isolate []string
 }
 
 // Progress is the state of a pouw dev run, for a live display.
@@ -116,7 +128,8 @@ type TierSummary struct {
 	P95       time.Duration `json:"p95_ns"`
 }
 
-// Summary is what pouw dev --exit-when-done prints.
+// Summary is what pouw dev --exit-when-done prints. Jobs counts every job
+// made, the children and aggregation jobs of batches included.
 type Summary struct {
 	Jobs      int                `json:"jobs"`
 	Completed int                `json:"completed"`
@@ -124,13 +137,34 @@ type Summary struct {
 	Other     int                `json:"other"`
 	Elapsed   time.Duration      `json:"elapsed_ns"`
 	Tiers     []TierSummary      `json:"tiers"`
+	Batches   *BatchSummary      `json:"batches,omitempty"`
 	Pool      pouw.PoolStatus    `json:"pool"`
 	Provers   []pouw.ProverStats `json:"provers"`
 }
 
+// BatchSummary counts the batches of a run with DevOptions.BatchBackend.
+// Their jobs are also counted in the tiers: children as Macro, aggregation
+// jobs as Full.
+type BatchSummary struct {
+	Backend string `json:"backend"`
+	K       int    `json:"k"`
+	Batches int    `json:"batches"`
+	// Aggregated counts the batches whose aggregation job completed: its
+	// one aggregate proof verified by the coordinator and stored
+	// (proof_ref set).
+	Aggregated        int `json:"aggregated"`
+	Dead              int `json:"dead"`
+	Children          int `json:"children"`
+	ChildrenCompleted int `json:"children_completed"`
+}
+
 // OK reports whether every job completed (its proof verified by the
-// coordinator) and the fee pool balances.
+// coordinator), every batch ended as one verified aggregate proof, and the
+// fee pool balances.
 func (s Summary) OK() bool {
+	if s.Batches != nil && (s.Batches.Aggregated != s.Batches.Batches || s.Batches.ChildrenCompleted != s.Batches.Children) {
+		return false
+	}
 	return s.Jobs > 0 && s.Completed == s.Jobs && s.Pool.Balanced()
 }
 
@@ -189,7 +223,15 @@ func Dev(ctx context.Context, o DevOptions) (Summary, error) {
 			return Summary{}, err
 		}
 	}
+	if o.BatchBackend != "" {
+		if err := checkBatchBackend(reg, o.BatchBackend, o.BatchSize); err != nil {
+			return Summary{}, err
+		}
+	}
 	for _, t := range o.Tiers {
+		if t == pouw.TierFull && o.BatchBackend != "" {
+			continue // batches: proved by the batch backend
+		}
 		name := o.Tiers2B[t]
 		if name == "" {
 			name = api.DefaultTierBackends()[t]
@@ -224,6 +266,7 @@ func Dev(ctx context.Context, o DevOptions) (Summary, error) {
 			Coordinator: coord.URL, Token: pr.Token, ProverID: proverID, Host: o.Host, GPUs: o.GPUs,
 			Backends: reg, Logger: o.Logger.With("component", "farm"), DrainGrace: 10 * time.Second,
 			IdleMin: 20 * time.Millisecond, IdleMax: 500 * time.Millisecond, OnDone: times.add,
+			Workers: o.Workers, Isolate: o.Isolate,
 		})
 	}()
 	stop := func() error {
@@ -233,7 +276,8 @@ func Dev(ctx context.Context, o DevOptions) (Summary, error) {
 
 	start := time.Now()
 	gen := &generator{o: o, admin: admin}
-	var ids []string
+	var ids []string // every job made
+	turns := 0       // jobs generated, a batch counting as one
 	progress := time.NewTicker(o.Progress)
 	defer progress.Stop()
 	settle := time.NewTicker(250 * time.Millisecond)
@@ -243,28 +287,30 @@ func Dev(ctx context.Context, o DevOptions) (Summary, error) {
 		select {
 		case <-ctx.Done():
 			_ = stop()
-			return summarize(context.WithoutCancel(ctx), admin, ids, time.Since(start))
+			return summarize(context.WithoutCancel(ctx), admin, ids, gen.batches, time.Since(start))
 		case err := <-farmDone:
 			return Summary{}, fmt.Errorf("devnet: the farm stopped: %w", err)
 		case <-next:
 			if o.Jobs > 0 {
-				for len(ids) < o.Jobs && ctx.Err() == nil {
-					id, err := gen.ingest(ctx, len(ids))
+				for turns < o.Jobs && ctx.Err() == nil {
+					made, err := gen.ingest(ctx, turns)
 					if err != nil {
 						_ = stop()
 						return Summary{}, err
 					}
-					ids = append(ids, id)
+					ids = append(ids, made...)
+					turns++
 				}
-				o.Logger.Info("generated jobs", "jobs", len(ids))
+				o.Logger.Info("generated jobs", "jobs", len(ids), "batches", len(gen.batches))
 				next = nil
 			} else {
-				id, err := gen.ingest(ctx, len(ids))
+				made, err := gen.ingest(ctx, turns)
 				if err != nil {
 					_ = stop()
 					return Summary{}, err
 				}
-				ids = append(ids, id)
+				ids = append(ids, made...)
+				turns++
 				next = time.After(o.Interval)
 			}
 		case <-progress.C:
@@ -279,11 +325,11 @@ func Dev(ctx context.Context, o DevOptions) (Summary, error) {
 				logProgress(o.Logger, st, time.Since(start))
 			}
 		case <-settle.C:
-			if o.ExitWhenDone && o.Jobs > 0 && len(ids) == o.Jobs && settledAll(ctx, admin, ids) {
+			if o.ExitWhenDone && o.Jobs > 0 && turns == o.Jobs && settledAll(ctx, admin, ids) {
 				if err := stop(); err != nil {
 					return Summary{}, err
 				}
-				return summarize(ctx, admin, ids, time.Since(start))
+				return summarize(ctx, admin, ids, gen.batches, time.Since(start))
 			}
 		}
 	}
@@ -312,11 +358,34 @@ func logProgress(log *slog.Logger, st pouw.SystemStatus, elapsed time.Duration) 
 	log.Info("progress", attrs...)
 }
 
+// checkBatchBackend refuses a batch backend the farm and coordinator do
+// not run, one that does not aggregate, or a batch size no batch can have.
+func checkBatchBackend(reg *backends.Registry, name string, k int) error {
+	b, err := reg.Get(name)
+	if err != nil {
+		return fmt.Errorf("devnet: batches would be proved by backend %q, which this binary does not run: %w", name, err)
+	}
+	if _, ok := b.(backends.Aggregator); !ok {
+		return fmt.Errorf("devnet: backend %q does not aggregate proofs, so it cannot prove batches", name)
+	}
+	if !pouw.ValidBatchSize(k) {
+		return fmt.Errorf("devnet: batch size %d: a batch has a power of two in [%d, %d] intents", k, pouw.MinBatch, pouw.MaxBatch)
+	}
+	return nil
+}
+
 // generator makes synthetic intents: tier i%len(tiers), workload cycling,
 // seed i.
 type generator struct {
-	o     DevOptions
-	admin *client.Client
+	o       DevOptions
+	admin   *client.Client
+	batches []batchJobs // with BatchBackend: the batches made
+}
+
+// batchJobs are the jobs of one batch.
+type batchJobs struct {
+	aggregation string
+	children    []string
 }
 
 func (g *generator) trace(i int) (*trace.Trace, error) {
@@ -337,35 +406,96 @@ func (g *generator) trace(i int) (*trace.Trace, error) {
 	}
 }
 
-func (g *generator) ingest(ctx context.Context, i int) (string, error) {
+// ingest makes turn i's work and returns the ids of the jobs it made: one,
+// or a batch's children and its aggregation job.
+func (g *generator) ingest(ctx context.Context, i int) ([]string, error) {
+	if g.o.BatchBackend != "" && g.o.Tiers[i%len(g.o.Tiers)] == pouw.TierFull {
+		return g.batch(ctx, i)
+	}
 	tr, err := g.trace(i)
 	if err != nil {
-		return "", fmt.Errorf("devnet: generating intent %d: %w", i, err)
+		return nil, fmt.Errorf("devnet: generating intent %d: %w", i, err)
 	}
-	var buf bytes.Buffer
-	if err := trace.Encode(&buf, tr); err != nil {
-		return "", err
-	}
-	info, err := g.admin.UploadBlob(ctx, buf.Bytes())
+	info, err := g.upload(ctx, tr)
 	if err != nil {
-		return "", fmt.Errorf("devnet: upload: %w", err)
+		return nil, err
 	}
 	if _, err := g.admin.Deposit(ctx, rewardPerJob, "pouw dev"); err != nil {
-		return "", fmt.Errorf("devnet: deposit: %w", err)
+		return nil, fmt.Errorf("devnet: deposit: %w", err)
 	}
 	resp, err := g.admin.Ingest(ctx, pouw.IngestRequest{
 		Tier: tr.Header.Tier, IntentID: tr.Header.IntentID, TraceHash: info.Hash,
 		FeeBudget: rewardPerJob, RewardBudget: rewardPerJob,
 	})
 	if err != nil {
-		return "", fmt.Errorf("devnet: ingest: %w", err)
+		return nil, fmt.Errorf("devnet: ingest: %w", err)
 	}
-	return resp.Job.JobID, nil
+	return []string{resp.Job.JobID}, nil
+}
+
+func (g *generator) upload(ctx context.Context, tr *trace.Trace) (pouw.BlobInfo, error) {
+	var buf bytes.Buffer
+	if err := trace.Encode(&buf, tr); err != nil {
+		return pouw.BlobInfo{}, err
+	}
+	info, err := g.admin.UploadBlob(ctx, buf.Bytes())
+	if err != nil {
+		return info, fmt.Errorf("devnet: upload: %w", err)
+	}
+	return info, nil
+}
+
+// BatchTraces makes the k Macro intent traces of batch seed: workload
+// name, about steps steps each, distinct seeds (a batch refuses two equal
+// statements).
+func BatchTraces(name string, seed, steps uint64, k int) ([]*trace.Trace, error) {
+	out := make([]*trace.Trace, k)
+	for j := range out {
+		var err error
+		if out[j], err = workload.Macro(name, seed*uint64(pouw.MaxBatch)+uint64(j), steps); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// batch makes turn i a batch: BatchSize Macro intents of Steps/BatchSize
+// steps, uploaded and posted to the batch route.
+func (g *generator) batch(ctx context.Context, i int) ([]string, error) {
+	k := g.o.BatchSize
+	name := g.o.Workloads[(i/len(g.o.Tiers))%len(g.o.Workloads)]
+	trs, err := BatchTraces(name, uint64(i)+1, max(g.o.Steps/uint64(k), 1), k)
+	if err != nil {
+		return nil, fmt.Errorf("devnet: generating batch %d: %w", i, err)
+	}
+	req := pouw.BatchRequest{FeeBudget: rewardPerJob, RewardBudget: rewardPerJob}
+	for _, tr := range trs {
+		info, err := g.upload(ctx, tr)
+		if err != nil {
+			return nil, err
+		}
+		req.Intents = append(req.Intents, pouw.BatchIntent{IntentID: tr.Header.IntentID, TraceHash: info.Hash,
+			FeeBudget: rewardPerJob, RewardBudget: rewardPerJob})
+	}
+	if _, err := g.admin.Deposit(ctx, uint64(k+1)*rewardPerJob, "pouw dev batch"); err != nil {
+		return nil, fmt.Errorf("devnet: deposit: %w", err)
+	}
+	resp, err := g.admin.CreateBatch(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("devnet: batch: %w", err)
+	}
+	b := batchJobs{aggregation: resp.Aggregation.JobID}
+	for _, c := range resp.Children {
+		b.children = append(b.children, c.JobID)
+	}
+	g.batches = append(g.batches, b)
+	return append(slices.Clone(b.children), b.aggregation), nil
 }
 
 // summarize reads every job and its history.
-func summarize(ctx context.Context, admin *client.Client, ids []string, elapsed time.Duration) (Summary, error) {
+func summarize(ctx context.Context, admin *client.Client, ids []string, batches []batchJobs, elapsed time.Duration) (Summary, error) {
 	s := Summary{Jobs: len(ids), Elapsed: elapsed}
+	states := map[string]pouw.ProofJob{}
 	per := map[pouw.JobTier]*TierSummary{}
 	times := map[pouw.JobTier][]time.Duration{}
 	for _, id := range ids {
@@ -373,6 +503,7 @@ func summarize(ctx context.Context, admin *client.Client, ids []string, elapsed 
 		if err != nil {
 			return s, fmt.Errorf("devnet: summary: %w", err)
 		}
+		states[id] = j
 		ts := per[j.Tier]
 		if ts == nil {
 			ts = &TierSummary{Tier: j.Tier}
@@ -405,6 +536,9 @@ func summarize(ctx context.Context, admin *client.Client, ids []string, elapsed 
 			s.Tiers = append(s.Tiers, *ts)
 		}
 	}
+	if len(batches) > 0 {
+		s.Batches = summarizeBatches(batches, states)
+	}
 	var err error
 	if s.Pool, err = admin.Pool(ctx); err != nil {
 		return s, err
@@ -427,3 +561,26 @@ func percentile(d []time.Duration, q float64) time.Duration {
 
 // ErrNotAllCompleted is returned by callers that need every job verified.
 var ErrNotAllCompleted = errors.New("not every job completed and verified")
+
+// summarizeBatches counts the batches whose aggregation job completed with
+// a stored proof, and their children.
+func summarizeBatches(batches []batchJobs, jobs map[string]pouw.ProofJob) *BatchSummary {
+	bs := &BatchSummary{Batches: len(batches)}
+	for _, b := range batches {
+		agg := jobs[b.aggregation]
+		bs.Backend, bs.K = agg.Backend, len(b.children)
+		switch {
+		case agg.State == pouw.StateCompleted && agg.ProofRef != "":
+			bs.Aggregated++
+		case agg.State == pouw.StateDead:
+			bs.Dead++
+		}
+		for _, c := range b.children {
+			bs.Children++
+			if jobs[c].State == pouw.StateCompleted {
+				bs.ChildrenCompleted++
+			}
+		}
+	}
+	return bs
+}

@@ -152,21 +152,65 @@ func newIngestCmd() *cobra.Command {
 	var fee, reward uint64
 	var retries uint32
 	var ttl time.Duration
+	var batch bool
+	var batchReward, batchFee uint64
 	cmd := &cobra.Command{
-		Use:   "ingest --trace FILE --reward N",
-		Short: "Upload a trace and create its proof job (admin)",
+		Use:   "ingest --trace FILE --reward N | ingest --batch TRACE... --reward N",
+		Short: "Upload a trace and create its proof job, or a batch of traces (admin)",
 		Long: `Upload a trace file (pouw trace gen writes one) to the coordinator's blob
 store under its BLAKE3 hash, then create the proof job. The tier and intent
 id are read from the trace header unless given. Ingesting the same intent,
 tier and trace again returns the existing job. The reward is reserved from
-the fee pool (deposit first: pouw pool deposit).` + apiHelp,
+the fee pool (deposit first: pouw pool deposit).
+
+--batch TRACE... makes a batch (POST /v1/pouw/batches): k Macro intent traces
+(k = 2, 4, 8 or 16; pouw trace gen --tier macro) become k Macro jobs and one
+Full aggregation job that waits for them and proves them all with one
+aggregate proof. Each child is paid --reward, the aggregation job
+--batch-reward (default --reward); the pool must cover all k+1. The
+coordinator proves batches with the aggregate backend, so it must run with
+--aggregate-keys, and the children's intents must fit its keys' size class.
+Sending the same batch again returns the same jobs.` + apiHelp,
 		Example: `  pouw trace gen --workload fib --steps 1024 --out fib.trace
-  pouw ingest --trace fib.trace --reward 100 --fee 150`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(cmd)
+  pouw ingest --trace fib.trace --reward 100 --fee 150
+  pouw trace gen --workload fib --steps 200 --seed 1 --out a.trace
+  pouw trace gen --workload fib --steps 200 --seed 2 --out b.trace
+  pouw ingest --batch a.trace b.trace --reward 100`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if !batch && len(args) > 0 {
+				return fmt.Errorf("unexpected arguments %q: trace files are given with --trace FILE, or as arguments after --batch", args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd) // applies the environment twins
 			if err != nil {
 				return err
+			}
+			given := func(name string) bool {
+				_, env := os.LookupEnv(envName("POUW_", name))
+				return cmd.Flags().Changed(name) || env
+			}
+			if !given("reward") {
+				return errors.New("--reward is required")
+			}
+			if batch {
+				for _, n := range []string{"trace", "tier", "intent", "depends-on"} {
+					if cmd.Flags().Changed(n) {
+						return fmt.Errorf("--%s is for one job; --batch takes its traces as arguments", n)
+					}
+				}
+				if len(args) == 0 {
+					return errors.New("--batch needs trace files: pouw ingest --batch A.trace B.trace ...")
+				}
+				return ingestBatch(cmd.Context(), c, &a, cmd, args, batchOptions{fee: fee, reward: reward, batchFee: batchFee,
+					batchReward: batchReward, retries: retries, ttl: ttl})
+			}
+			if tracePath == "" {
+				return errors.New("--trace is required (or --batch TRACE...)")
+			}
+			if cmd.Flags().Changed("batch-reward") || cmd.Flags().Changed("batch-fee") {
+				return errors.New("--batch-reward and --batch-fee go with --batch")
 			}
 			f, err := os.Open(tracePath)
 			if err != nil {
@@ -225,17 +269,105 @@ the fee pool (deposit first: pouw pool deposit).` + apiHelp,
 	}
 	a.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&tracePath, "trace", "", "trace file (required)")
-	f.Uint64Var(&reward, "reward", 0, "reward paid to the prover from the pool (required)")
+	f.StringVar(&tracePath, "trace", "", "trace file (required without --batch)")
+	f.Uint64Var(&reward, "reward", 0, "reward paid to the prover from the pool; with --batch, to each child (required)")
 	f.Uint64Var(&fee, "fee", 0, "fee budget, the upper bound for bids (default: the reward)")
+	f.BoolVar(&batch, "batch", false, "make a batch of the Macro traces given as arguments: k child jobs and one aggregation job")
+	f.Uint64Var(&batchReward, "batch-reward", 0, "with --batch: the aggregation job's reward (default: --reward)")
+	f.Uint64Var(&batchFee, "batch-fee", 0, "with --batch: the aggregation job's fee budget (default: its reward)")
 	f.StringVar(&tier, "tier", "", "micro, macro or full (default: from the trace header)")
 	f.StringVar(&intent, "intent", "", "intent id, 64 hex (default: from the trace header)")
 	f.Uint32Var(&retries, "max-retries", 0, "failed attempts before dead letter (default: the coordinator's)")
 	f.DurationVar(&ttl, "ttl", 0, "deadline from now (default: the coordinator's)")
 	f.StringVar(&dependsOn, "depends-on", "", "comma-separated job ids this job waits for")
-	_ = cmd.MarkFlagRequired("trace")
-	_ = cmd.MarkFlagRequired("reward")
 	return cmd
+}
+
+// batchOptions are the budgets and limits of pouw ingest --batch.
+type batchOptions struct {
+	fee, reward, batchFee, batchReward uint64
+	retries                            uint32
+	ttl                                time.Duration
+}
+
+// ingestBatch checks the batch's traces (k valid, every one a Macro trace,
+// no trace twice), uploads them and posts the batch.
+func ingestBatch(ctx context.Context, c *client.Client, a *apiFlags, cmd *cobra.Command, paths []string, o batchOptions) error {
+	if !pouw.ValidBatchSize(len(paths)) {
+		return fmt.Errorf("--batch: %d traces; a batch has 2, 4, 8 or 16 (a power of two in [%d, %d])", len(paths), pouw.MinBatch, pouw.MaxBatch)
+	}
+	if o.fee == 0 {
+		o.fee = o.reward
+	}
+	if o.batchReward == 0 {
+		o.batchReward = o.reward
+	}
+	if o.batchFee == 0 {
+		o.batchFee = o.batchReward
+	}
+	req := pouw.BatchRequest{FeeBudget: o.batchFee, RewardBudget: o.batchReward, MaxRetries: o.retries}
+	if o.ttl > 0 {
+		req.DeadlineMs = time.Now().Add(o.ttl).UnixMilli()
+	}
+	type file struct {
+		f    *os.File
+		size int64
+	}
+	files := make([]file, len(paths))
+	defer func() {
+		for _, f := range files {
+			if f.f != nil {
+				f.f.Close()
+			}
+		}
+	}()
+	seen := map[pouw.Hash]string{}
+	for i, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("--batch: %w", err)
+		}
+		files[i].f = f
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		files[i].size = st.Size()
+		h, _, err := trace.DecodeHeader(f, 16<<20)
+		if err != nil {
+			return fmt.Errorf("--batch: %s: not a trace: %w", p, err)
+		}
+		if h.Tier != pouw.TierMacro {
+			return fmt.Errorf("--batch: %s is a %s trace; a batch takes Macro intent traces (pouw trace gen --tier macro)", p, h.Tier)
+		}
+		th, err := hashFile(f)
+		if err != nil {
+			return err
+		}
+		if prev, dup := seen[th]; dup {
+			return fmt.Errorf("--batch: %s and %s are the same trace; a batch proves distinct intents", prev, p)
+		}
+		seen[th] = p
+		req.Intents = append(req.Intents, pouw.BatchIntent{IntentID: h.IntentID, TraceHash: th, FeeBudget: o.fee, RewardBudget: o.reward})
+	}
+	for i, f := range files {
+		if _, err := c.UploadBlobFrom(ctx, req.Intents[i].TraceHash, f.f, f.size); err != nil {
+			return fmt.Errorf("uploading %s: %w", paths[i], err)
+		}
+	}
+	res, err := c.CreateBatch(ctx, req)
+	if err != nil {
+		return fmt.Errorf("creating the batch: %w", err)
+	}
+	return a.print(cmd, res, func(w io.Writer) {
+		if !res.Created {
+			fmt.Fprintln(w, "already ingested; the existing batch:")
+		}
+		fmt.Fprintln(w, "aggregation job (waits for every child):")
+		jobDetail(w, res.Aggregation)
+		fmt.Fprintf(w, "\nchildren (%d, in batch order):\n", len(res.Children))
+		jobsTable(w, res.Children)
+	})
 }
 
 // hashFile returns the BLAKE3 of an open file, rewinding it.

@@ -34,6 +34,9 @@ func benchRegistry(cmd *cobra.Command, c bench.Case, cfg backendConfig, keys ben
 		if err != nil {
 			return nil, err
 		}
+		if b == nil {
+			continue // off in this configuration (aggregate without keys)
+		}
 		bs = append(bs, b)
 		have[b.Name()] = true
 	}

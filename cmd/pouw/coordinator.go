@@ -24,6 +24,7 @@ func newCoordinatorCmd() *cobra.Command {
 	var leases [3]time.Duration
 	var retention time.Duration
 	var maxEvents int
+	var aggKeys aggregateKeysFlag
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Serve the PoUW API: proof jobs from a bolt or Redis store",
@@ -48,6 +49,14 @@ concurrent leases) answer 429 with Retry-After; a prover whose recent proofs
 are mostly rejected is suspended until 'pouw provers unsuspend ID'.
 docs/security.md has the threat model.
 
+Batches (POST /v1/pouw/batches, pouw ingest --batch): --aggregate-keys DIR
+registers the aggregate backend (gnark Groth16) with the key sets of
+'pouw keys setup'; the batch's k Macro children and its aggregation job are
+proved with it. Without it the backend is off and batches are refused.
+Keys from 'pouw keys setup' come from a single-party setup: whoever ran it
+can forge proofs, so they are TRUSTED and for development only; production
+keys come from an MPC ceremony (docs/proof-formats.md).
+
 Every flag has an environment twin: POUW_<FLAG> (POUW_STORE, POUW_ADDR, ...).
 SIGINT/SIGTERM stop it gracefully: event streams end, requests in flight
 finish.`,
@@ -68,13 +77,20 @@ finish.`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			reg, err := newRegistry(backendConfig{})
+			var bc backendConfig
+			if err := aggKeys.load(&bc); err != nil {
+				return err
+			}
+			reg, err := newRegistry(bc)
 			if err != nil {
 				return err
 			}
 			table, err := backends.ParseTable(tiers)
 			if err != nil {
 				return fmt.Errorf("--tiers: %w", err)
+			}
+			if err := checkAggregateRegistered(reg, "--tiers", table[:]...); err != nil {
+				return err
 			}
 			if err := table.Validate(reg); err != nil {
 				return fmt.Errorf("--tiers: %w (backends of this binary: %s)", err, strings.Join(reg.Names(), ", "))
@@ -90,6 +106,7 @@ finish.`,
 			}
 			logger.Info("tier table", "tiers", table.String(), "backends", strings.Join(reg.Names(), ","),
 				"public_read", cfg.PublicRead)
+			logAggregateKeys(logger, bc)
 			return c.Run(cmd.Context())
 		},
 	}
@@ -132,6 +149,7 @@ finish.`,
 	f.IntVar(&cfg.Abuse.SuspendMinProofs, "suspend-min-proofs", ab.SuspendMinProofs, "proofs in the window before a prover can be suspended")
 	f.Float64Var(&cfg.Abuse.SuspendRejectRatio, "suspend-reject-ratio", ab.SuspendRejectRatio, "suspend a prover when this share of its recent proofs was rejected (0: never)")
 	f.IntVar(&cfg.MaxVerifyAttempts, "max-verify-attempts", 3, "verifications of one lease that may run out of --verify-budget before the lease fails")
+	aggKeys.register(f)
 	return annotateEnvTwins(cmd)
 }
 

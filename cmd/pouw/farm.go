@@ -31,6 +31,7 @@ func newFarmCmd() *cobra.Command {
 	var isolate string
 	var caFile, clientCert, clientKey string
 	var pprof bool
+	var aggKeys aggregateKeysFlag
 	cmd := &cobra.Command{
 		Use:   "farm",
 		Short: "Prove jobs of a coordinator on this host's CPU cores and GPUs",
@@ -58,7 +59,13 @@ HTTPS: an https:// coordinator is verified against --ca (else the system's
 roots), TLS 1.3 minimum; for mTLS, --client-cert/--client-key present a
 certificate whose CN (or URI SAN pouw://prover/<id>) is the prover id.
 --pprof serves /debug/pprof on --metrics-addr (off by default: it exposes
-goroutine stacks and heap contents to whoever reaches that address).`,
+goroutine stacks and heap contents to whoever reaches that address).
+
+The aggregate backend (batches: intent proofs and their aggregation) runs
+only with --aggregate-keys DIR, the same key sets as the coordinator's
+(pouw keys setup); its proofs run in worker processes (--isolate). Keys from
+'pouw keys setup' are single-party: TRUSTED, development only
+(docs/proof-formats.md).`,
 		Example: `  pouw farm --coordinator http://coord:8080 --token $TOKEN --prover-id farm-a --cpu 16 --gpus all
   POUW_COORDINATOR=http://coord:8080 POUW_TOKEN=... POUW_PROVER_ID=farm-a pouw farm --gpus 0,1
   pouw farm --coordinator https://coord:8443 --ca ca.pem --client-cert farm-a.pem --client-key farm-a.key --prover-id farm-a --token $TOKEN`,
@@ -91,13 +98,22 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			reg, err := newRegistry(backendConfig{})
+			var bc backendConfig
+			if err := aggKeys.load(&bc); err != nil {
+				return err
+			}
+			reg, err := newRegistry(bc)
 			if err != nil {
 				return err
 			}
+			logAggregateKeys(logger, bc)
 			// aggregate is a known backend even where this build's farm
 			// does not run it (the default names it).
-			isolated, err := parseIsolate(isolate, append(reg.Names(), aggregate.Name))
+			known := reg.Names()
+			if !slices.Contains(known, aggregate.Name) {
+				known = append(known, aggregate.Name)
+			}
+			isolated, err := parseIsolate(isolate, known)
 			if err != nil {
 				return err
 			}
@@ -111,7 +127,7 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 				DrainGrace: grace, MinReward: minReward, TLS: tlsCfg, Pprof: pprof,
 			}
 			if isolate != "" && isolate != "none" {
-				o.Workers = workerPool(logger, host.maxTrace)
+				o.Workers = workerPool(logger, host.maxTrace, bc.aggregateDirs)
 				o.Isolate = isolated
 			}
 			return devnet.RunFarm(cmd.Context(), o)
@@ -129,6 +145,7 @@ goroutine stacks and heap contents to whoever reaches that address).`,
 	f.StringVar(&clientCert, "client-cert", "", "PEM client certificate for mTLS; its CN or URI SAN pouw://prover/<id> must be the prover id [POUW_CLIENT_CERT]")
 	f.StringVar(&clientKey, "client-key", "", "PEM private key of --client-cert [POUW_CLIENT_KEY]")
 	f.BoolVar(&pprof, "pprof", false, "serve /debug/pprof on --metrics-addr (off by default) [POUW_PPROF]")
+	aggKeys.register(f)
 	f.StringVar(&isolate, "isolate", "aggregate", "backends proved in per-slot worker processes (killed to cancel; a crash costs only the job): a comma list, all, or none [POUW_ISOLATE]")
 	return cmd
 }
@@ -170,8 +187,8 @@ func parseIsolate(v string, known []string) ([]string, error) {
 }
 
 // workerPool starts `pouw worker` processes, one per busy slot, with the
-// slot's cores as GOMAXPROCS.
-func workerPool(logger *slog.Logger, maxTrace int64) *agent.WorkerPool {
+// slot's cores as GOMAXPROCS and the farm's aggregate key directories.
+func workerPool(logger *slog.Logger, maxTrace int64, aggregateDirs []string) *agent.WorkerPool {
 	return &agent.WorkerPool{
 		Logger: logger,
 		Command: func(slot scheduler.Slot) *exec.Cmd {
@@ -183,6 +200,9 @@ func workerPool(logger *slog.Logger, maxTrace int64) *agent.WorkerPool {
 			if maxTrace > 0 {
 				args = append(args, "--max-trace-bytes", strconv.FormatInt(maxTrace, 10))
 			}
+			if len(aggregateDirs) > 0 {
+				args = append(args, "--aggregate-keys", strings.Join(aggregateDirs, ","))
+			}
 			cmd := exec.Command(exe, args...)
 			cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(max(slot.Capacity.Cores, 1)))
 			return cmd
@@ -192,13 +212,18 @@ func workerPool(logger *slog.Logger, maxTrace int64) *agent.WorkerPool {
 
 func newWorkerCmd() *cobra.Command {
 	var maxTrace int64
+	var aggKeys aggregateKeysFlag
 	cmd := &cobra.Command{
 		Use:    "worker",
 		Short:  "Prove jobs sent on stdin (started by pouw farm; not for direct use)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := newRegistry(backendConfig{})
+			var bc backendConfig
+			if err := aggKeys.load(&bc); err != nil {
+				return err
+			}
+			reg, err := newRegistry(bc)
 			if err != nil {
 				return err
 			}
@@ -206,5 +231,6 @@ func newWorkerCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().Int64Var(&maxTrace, "max-trace-bytes", 1<<30, "largest trace accepted")
+	aggKeys.register(cmd.Flags())
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/pouwfarm/pouwfarm/backends"
+	"github.com/pouwfarm/pouwfarm/backends/aggregate"
 	"github.com/pouwfarm/pouwfarm/backends/stark"
 	"github.com/pouwfarm/pouwfarm/backends/stark/air"
 	"github.com/pouwfarm/pouwfarm/pouw"
@@ -29,11 +30,16 @@ func init() {
 type backendConfig struct {
 	stark       air.Options
 	minSecurity int
+	// aggregateKeys are the key sets of --aggregate-keys (loaded from
+	// aggregateDirs); none: the aggregate backend is not registered.
+	aggregateKeys []*aggregate.Keys
+	aggregateDirs []string
 }
 
 // backendFactories builds the backends this binary offers; each backend's
 // file adds its own in an init function (as commands does), so adding a
-// proof system never edits a shared list.
+// proof system never edits a shared list. A factory returns a nil backend
+// when its backend is off (aggregate without keys).
 var backendFactories []func(backendConfig) (backends.Backend, error)
 
 func newStarkBackend(c backendConfig) (backends.Backend, error) {
@@ -48,7 +54,9 @@ func newRegistry(c backendConfig) (*backends.Registry, error) {
 		if err != nil {
 			return nil, err
 		}
-		bs = append(bs, b)
+		if b != nil {
+			bs = append(bs, b)
+		}
 	}
 	return backends.NewRegistry(bs...)
 }
@@ -58,6 +66,7 @@ type statementFlags struct {
 	backend, tracePath, jobID, proverID string
 	limit                               int64
 	cfg                                 backendConfig
+	aggKeys                             aggregateKeysFlag
 	asJSON                              bool
 }
 
@@ -74,6 +83,7 @@ func (s *statementFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&s.cfg.stark.Folding, "folding", def.Folding, "STARK: FRI folding factor, 4 or 8 [POUW_FOLDING]")
 	f.IntVar(&s.cfg.minSecurity, "min-security", 100, "least conjectured security in bits a proof must have [POUW_MIN_SECURITY]")
 	f.BoolVar(&s.asJSON, "json", false, "print JSON")
+	s.aggKeys.register(f)
 	s.cfg.stark.FieldExtension, s.cfg.stark.MaxRemainder = def.FieldExtension, def.MaxRemainder
 }
 
@@ -90,8 +100,14 @@ func (s *statementFlags) checkJobID() error {
 }
 
 func (s *statementFlags) backendFor(tier pouw.JobTier) (backends.Backend, error) {
+	if err := s.aggKeys.load(&s.cfg); err != nil {
+		return nil, err
+	}
 	reg, err := newRegistry(s.cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkAggregateRegistered(reg, "--backend", s.backend); err != nil {
 		return nil, err
 	}
 	b, err := reg.Get(s.backend)
