@@ -58,7 +58,10 @@ type manifest struct {
 	IntentConstraints    int       `json:"intent_constraints"`
 	AggregateConstraints int       `json:"aggregate_constraints"`
 	Setup                string    `json:"setup"`
-	Gnark                string    `json:"gnark"`
+	// Ceremony records the mpcsetup ceremony that made the keys (absent
+	// for single-party keys).
+	Ceremony *CeremonyRecord `json:"ceremony,omitempty"`
+	Gnark    string          `json:"gnark"`
 }
 
 // setupKind says who made the keys; Setup's keys are single-party.
@@ -73,6 +76,10 @@ type Keys struct {
 	AggKeyID    pouw.Hash // BLAKE3 of the aggregate verifying key
 	// Constraint counts, for estimates and reports.
 	IntentConstraints, AggConstraints int
+	// Setup says who made the keys (the manifest's "setup"); Ceremony is
+	// set for keys from an mpcsetup ceremony.
+	Setup    string
+	Ceremony *CeremonyRecord
 
 	intentVK, aggVK groth16.VerifyingKey
 	// BLAKE3 of the constraint systems the keys were made for.
@@ -186,6 +193,18 @@ func Setup(ctx context.Context, p Params, dir string, log *slog.Logger) (*Keys, 
 	}
 	k.prover = pk
 	k.once.Do(func() {})
+	if err := writeKeyDir(k, pk, setupSingleParty, nil); err != nil {
+		return nil, st, err
+	}
+	log.Info("aggregate keys written", "dir", dir, "intent_key_id", k.IntentKeyID, "aggregate_key_id", k.AggKeyID,
+		"intent_constraints", k.IntentConstraints, "aggregate_constraints", k.AggConstraints)
+	return k, st, nil
+}
+
+// writeKeyDir writes k's directory: constraint systems, keys, and the
+// manifest last (a directory without one is unfinished). setup says who made
+// the keys; cer, when not nil, records the ceremony that did.
+func writeKeyDir(k *Keys, pk *proverKeys, setup string, cer *CeremonyRecord) error {
 	for _, f := range []struct {
 		name string
 		w    func(io.Writer) (int64, error)
@@ -193,27 +212,25 @@ func Setup(ctx context.Context, p Params, dir string, log *slog.Logger) (*Keys, 
 		{fileIntentCS, pk.intentCS.WriteTo}, {fileIntentPK, pk.intentPK.WriteRawTo}, {fileIntentVK, k.intentVK.WriteTo},
 		{fileAggCS, pk.aggCS.WriteTo}, {fileAggPK, pk.aggPK.WriteRawTo}, {fileAggVK, k.aggVK.WriteTo},
 	} {
-		if err := writeFile(filepath.Join(dir, f.name), f.w); err != nil {
-			return nil, st, err
+		if err := writeFile(filepath.Join(k.dir, f.name), f.w); err != nil {
+			return err
 		}
 	}
 	m := manifest{
-		Format: manifestFormat, Params: p, IntentKeyID: k.IntentKeyID, AggregateKeyID: k.AggKeyID,
+		Format: manifestFormat, Params: k.Params, IntentKeyID: k.IntentKeyID, AggregateKeyID: k.AggKeyID,
 		IntentCircuit: k.intentCircuit, AggregateCircuit: k.aggCircuit,
 		IntentConstraints: k.IntentConstraints, AggregateConstraints: k.AggConstraints,
-		Setup: setupSingleParty, Gnark: "v0.16.0",
+		Setup: setup, Ceremony: cer, Gnark: "v0.16.0",
 	}
 	mb, _ := json.MarshalIndent(m, "", "  ")
-	// The manifest goes last: a directory without one is an unfinished setup.
-	if err := writeFile(filepath.Join(dir, fileManifest), func(w io.Writer) (int64, error) {
+	if err := writeFile(filepath.Join(k.dir, fileManifest), func(w io.Writer) (int64, error) {
 		n, err := w.Write(append(mb, '\n'))
 		return int64(n), err
 	}); err != nil {
-		return nil, st, err
+		return err
 	}
-	log.Info("aggregate keys written", "dir", dir, "intent_key_id", k.IntentKeyID, "aggregate_key_id", k.AggKeyID,
-		"intent_constraints", k.IntentConstraints, "aggregate_constraints", k.AggConstraints)
-	return k, st, nil
+	k.Setup, k.Ceremony = setup, cer
+	return nil
 }
 
 func writeFile(path string, w func(io.Writer) (int64, error)) error {
@@ -260,7 +277,7 @@ func LoadKeys(dir string) (*Keys, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	k := &Keys{Params: m.Params, dir: dir, IntentConstraints: m.IntentConstraints, AggConstraints: m.AggregateConstraints,
-		intentCircuit: m.IntentCircuit, aggCircuit: m.AggregateCircuit}
+		intentCircuit: m.IntentCircuit, aggCircuit: m.AggregateCircuit, Setup: m.Setup, Ceremony: m.Ceremony}
 	for _, v := range []struct {
 		name  string
 		curve ecc.ID
