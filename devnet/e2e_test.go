@@ -24,7 +24,17 @@ import (
 // A test binary started with POUW_TEST_FARM_URL set is a farm process (the
 // subprocess of TestAgentKilledMidProofLosesItsLeaseAndAnotherAgentCompletes):
 // it proves until it is killed.
+//
+// One started with POUW_TEST_WORKER_KEYS set is a `pouw worker` with the
+// aggregate backend over that key directory (TestDevBatchesInWorkerProcesses).
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("POUW_TEST_WORKER_KEYS"); dir != "" {
+		if err := serveTestWorker(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if url := os.Getenv("POUW_TEST_FARM_URL"); url != "" {
 		reg, err := devnet.Backends()
 		if err == nil {
