@@ -24,7 +24,7 @@ func newAggregateBackend(c backendConfig) (backends.Backend, error) {
 	if len(c.aggregateKeys) == 0 {
 		return nil, nil // not registered
 	}
-	return aggregate.New(aggregate.Options{Keys: c.aggregateKeys})
+	return aggregate.New(aggregate.Options{Keys: c.aggregateKeys, Logger: c.logger})
 }
 
 // aggregateKeysUsage is the help of --aggregate-keys wherever it appears.

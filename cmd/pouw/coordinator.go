@@ -77,7 +77,7 @@ finish.`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			var bc backendConfig
+			bc := backendConfig{logger: logger}
 			if err := aggKeys.load(&bc); err != nil {
 				return err
 			}

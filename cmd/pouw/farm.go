@@ -98,7 +98,7 @@ only with --aggregate-keys DIR, the same key sets as the coordinator's
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			var bc backendConfig
+			bc := backendConfig{logger: logger}
 			if err := aggKeys.load(&bc); err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -34,6 +35,8 @@ type backendConfig struct {
 	// aggregateDirs); none: the aggregate backend is not registered.
 	aggregateKeys []*aggregate.Keys
 	aggregateDirs []string
+	// logger, when set, is given to backends that log (aggregate).
+	logger *slog.Logger
 }
 
 // backendFactories builds the backends this binary offers; each backend's
