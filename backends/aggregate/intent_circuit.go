@@ -4,32 +4,63 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/consensys/gnark/constraint/solver"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/std/hash/mimc"
-	"github.com/consensys/gnark/std/lookup/logderivlookup"
-	"github.com/consensys/gnark/std/math/emulated"
-	"github.com/consensys/gnark/std/math/emulated/emparams"
+	"github.com/consensys/gnark/std/multicommit"
 	"github.com/consensys/gnark/std/rangecheck"
 
 	"github.com/pouwfarm/pouwfarm/trace"
+	"github.com/pouwfarm/pouwfarm/trace/gl"
 )
 
-type gl = emparams.Goldilocks
-
-// Per-row witness layout: the opcode flags (one-hot) and the bits of rd, ra,
-// rb. Everything else a trace row holds (pc, registers, va, vb, vd, inv, isz)
-// is computed by the circuit from these and the previous row, so it is forced
-// exactly as docs/vm.md §8.5 says.
+// The intent circuit (docs/aggregate.md, Intent circuit) computes natively in
+// BLS12-377's scalar field r (253 bits). A Goldilocks value is a canonical
+// integer < p < 2^64, so a Goldilocks product or sum (< 2^129) is exact in
+// the native field and is reduced mod p by a quotient q and a remainder vd,
+// both range-checked. The register file is not carried from row to row: it is
+// an offline memory-checking argument (logUp over (register, value, time)
+// tuples). The program table, the memory and the range checks are three logUp
+// identities over challenges drawn from the circuit's one BSB22 commitment.
 const (
-	nbFlags  = int(trace.NumOpcodes)
-	nbRegBit = 4
-	rowBits  = 3 * nbRegBit // rd, ra, rb
+	nbFlags = int(trace.NumOpcodes)
+	// limbBits is the width of the range table: every range-checked value
+	// is split into bytes, each looked up in [0, 2^limbBits).
+	limbBits   = 8
+	rangeSize  = 1 << limbBits
+	valueLimbs = 64 / limbBits // bytes of a 64-bit value
+	// gapLimbs bytes hold a timestamp gap: gaps are < 3·Steps + 3 ≤ 2^16.
+	gapLimbs = 2
+	// accesses per step: read ra, read rb, write rd.
+	accesses = 3
 )
+
+// gl64 is the Goldilocks modulus p = 2^64 − 2^32 + 1; pInv its inverse in
+// BLS12-377's scalar field.
+var (
+	gl64 = new(big.Int).SetUint64(gl.P)
+	pInv = new(big.Int).ModInverse(gl64, innerCurve.ScalarField())
+)
+
+// stepWitness is one step slot of the intent. Row i of the trace holds the
+// instruction at pc_i; everything the constraints need that is not computed
+// from other cells is here.
+type stepWitness struct {
+	F          [nbFlags - 1]frontend.Variable // opcode flags 0..9; f_halt = 1 − ΣF
+	Rd, Ra, Rb frontend.Variable              // register indices of the instruction
+	Imm        frontend.Variable              // its immediate
+	Va, Vb     frontend.Variable              // values read from ra and rb
+	Old        frontend.Variable              // value of rd before the write
+	Gap        [accesses][gapLimbs]frontend.Variable
+	Vd         [valueLimbs - 1]frontend.Variable // bytes 1..7 of vd (byte 0 is implied)
+	Q          [valueLimbs - 1]frontend.Variable // bytes 1..7 of the quotient q (byte 0 is implied)
+	M          frontend.Variable                 // lo/(2^32 − 1 − hi), or 0
+}
 
 // intentCircuit is the docs/vm.md relation for one intent of at most
-// 2^LogSteps steps (docs/aggregate.md, Intent circuit). Its one public input
-// is the statement digest; the statement's values are private inputs that
-// the circuit hashes and compares with it.
+// 2^LogSteps steps. Its one public input is the statement digest; the
+// statement's values are private inputs that the circuit hashes and compares
+// with it.
 type intentCircuit struct {
 	Digest frontend.Variable `gnark:",public"`
 
@@ -41,8 +72,11 @@ type intentCircuit struct {
 	Words   []frontend.Variable // ProgLen
 	Imms    []frontend.Variable // ProgLen
 
-	Flags [][nbFlags]frontend.Variable // one row per step slot
-	Bits  [][rowBits]frontend.Variable // rd, ra, rb, little-endian bits
+	Rows []stepWitness // one per step slot
+	// The register file after the last step: values and the time of each
+	// register's last access (the memory argument's final read).
+	FinalV [trace.NumRegs]frontend.Variable
+	FinalT [trace.NumRegs]frontend.Variable
 
 	params Params
 }
@@ -51,10 +85,31 @@ func newIntentCircuit(p Params) *intentCircuit {
 	return &intentCircuit{
 		Words:  make([]frontend.Variable, p.ProgLen),
 		Imms:   make([]frontend.Variable, p.ProgLen),
-		Flags:  make([][nbFlags]frontend.Variable, p.Steps()),
-		Bits:   make([][rowBits]frontend.Variable, p.Steps()),
+		Rows:   make([]stepWitness, p.Steps()),
 		params: p,
 	}
+}
+
+func init() {
+	solver.RegisterHint(countHint)
+}
+
+// countHint returns, for inputs (n, x_1 … x_m), how many x_i equal each of
+// 0 … n−1 (the multiplicities of a logUp table indexed by position).
+func countHint(_ *big.Int, in, out []*big.Int) error {
+	if len(in) == 0 || !in[0].IsInt64() || int(in[0].Int64()) != len(out) {
+		return fmt.Errorf("aggregate: countHint: want %d buckets", len(out))
+	}
+	for _, o := range out {
+		o.SetUint64(0)
+	}
+	for _, x := range in[1:] {
+		if x.IsInt64() && x.Int64() >= 0 && int(x.Int64()) < len(out) {
+			o := out[x.Int64()]
+			o.Add(o, big.NewInt(1))
+		}
+	}
+	return nil
 }
 
 // glComplement is 2^64 − p.
@@ -75,57 +130,78 @@ func packVars(api frontend.API, vals []frontend.Variable, shift uint) []frontend
 	return out
 }
 
-// mux16 selects regs[idx] for idx given by four little-endian bits: a tree
-// of 15 selects (one constraint each; api.Lookup2 costs five).
-func mux16(api frontend.API, b []frontend.Variable, regs []frontend.Variable) frontend.Variable {
-	level := regs
-	for _, bit := range b {
-		next := make([]frontend.Variable, len(level)/2)
-		for j := range next {
-			next[j] = api.Select(bit, level[2*j+1], level[2*j])
-		}
-		level = next
+// limbsOf is Σ limbs[j]·2^(8j).
+func limbsOf(api frontend.API, limbs []frontend.Variable) frontend.Variable {
+	var acc frontend.Variable = 0
+	for j, l := range limbs {
+		acc = api.Add(acc, api.Mul(l, pow2(uint(limbBits*j))))
 	}
-	return level[0]
+	return acc
 }
 
-// onehot4 decodes two bits into four indicators with one product.
-func onehot4(api frontend.API, b0, b1 frontend.Variable) [4]frontend.Variable {
-	t := api.Mul(b0, b1)
-	return [4]frontend.Variable{
-		api.Add(api.Sub(1, b0, b1), t),
-		api.Sub(b0, t),
-		api.Sub(b1, t),
-		t,
+// memAccess is one register access: the memory argument reads (a, vR, tR)
+// and writes (a, vW, tW).
+type memAccess struct {
+	a, vR, tR, vW, tW frontend.Variable
+}
+
+// logUp collects the three lookup identities until the commitment is known.
+type logUp struct {
+	ranged    []frontend.Variable // each must be in [0, 2^limbBits)
+	committed []frontend.Variable
+	mem       []memAccess
+	progPC    []frontend.Variable
+	progWord  []frontend.Variable
+	progImm   []frontend.Variable
+}
+
+// checkBits range-checks v < 2^n (n ≥ 1) by a byte decomposition.
+func (l *logUp) checkBits(api frontend.API, v frontend.Variable, n int) error {
+	nb := (n + limbBits - 1) / limbBits
+	limbs, err := api.Compiler().NewHint(rangecheck.DecomposeHint, nb, n, limbBits, v)
+	if err != nil {
+		return err
 	}
+	api.AssertIsEqual(limbsOf(api, limbs), v)
+	l.ranged = append(l.ranged, limbs...)
+	l.committed = append(l.committed, limbs...)
+	if sh := nb*limbBits - n; sh > 0 {
+		// The top limb is < 2^(n mod 8) iff top·2^sh is a byte.
+		l.ranged = append(l.ranged, api.Mul(limbs[nb-1], 1<<sh))
+	}
+	return nil
 }
 
 func (c *intentCircuit) Define(api frontend.API) error {
 	p := c.params
 	S := p.Steps()
-	if len(c.Flags) != S || len(c.Bits) != S || len(c.Words) != p.ProgLen || len(c.Imms) != p.ProgLen {
+	if len(c.Rows) != S || len(c.Words) != p.ProgLen || len(c.Imms) != p.ProgLen {
 		return fmt.Errorf("aggregate: circuit sized for %v", p)
 	}
-	f, err := emulated.NewField[gl](api)
-	if err != nil {
-		return err
+	if 3*S+3 >= 1<<(limbBits*gapLimbs) {
+		return fmt.Errorf("aggregate: %d steps exceed the timestamp range", S)
 	}
-	rc := rangecheck.New(api)
+	lu := &logUp{}
 
 	// The statement: range checks make the packing injective, the hash binds
 	// it to the public digest.
 	for i := range trace.NumRegs {
 		api.AssertIsBoolean(c.OutMask[i])
-		rc.Check(c.Start[i], valueBits)
-		rc.Check(c.Out[i], valueBits)
+		if err := lu.checkBits(api, c.Start[i], valueBits); err != nil {
+			return err
+		}
+		if err := lu.checkBits(api, c.Out[i], valueBits); err != nil {
+			return err
+		}
 	}
-	tWord, tImm := logderivlookup.New(api), logderivlookup.New(api)
 	entries := make([]frontend.Variable, p.ProgLen)
 	for j := range p.ProgLen {
-		rc.Check(c.Words[j], wordBits)
-		rc.Check(c.Imms[j], valueBits)
-		tWord.Insert(c.Words[j])
-		tImm.Insert(c.Imms[j])
+		if err := lu.checkBits(api, c.Words[j], wordBits); err != nil {
+			return err
+		}
+		if err := lu.checkBits(api, c.Imms[j], valueBits); err != nil {
+			return err
+		}
 		entries[j] = api.Add(c.Words[j], api.Mul(c.Imms[j], pow2(wordBits)))
 	}
 	var mask frontend.Variable = 0
@@ -141,79 +217,188 @@ func (c *intentCircuit) Define(api frontend.API) error {
 	h.Write(packVars(api, c.Out[:], valueBits)...)
 	h.Write(packVars(api, entries, entryBits)...)
 	api.AssertIsEqual(h.Sum(), c.Digest)
+	lu.committed = append(lu.committed, c.Start[:]...)
+	lu.committed = append(lu.committed, c.Words...)
+	lu.committed = append(lu.committed, c.Imms...)
+	lu.committed = append(lu.committed, c.FinalV[:]...)
+	lu.committed = append(lu.committed, c.FinalT[:]...)
 
-	// The execution. Registers hold canonical values throughout: the start
-	// values are the verifier's (bound by the digest), and every written
-	// value is strictly reduced.
-	regs := make([]frontend.Variable, trace.NumRegs)
-	copy(regs, c.Start[:])
+	// The execution. Step i's accesses happen at times 3i+1 (read ra),
+	// 3i+2 (read rb) and 3i+3 (write rd); the start values are written at
+	// time 0. A read of register a at time t names the time t' < t of a's
+	// previous access by the gap t − 1 − t' (range-checked), reads (a, v, t')
+	// and writes (a, v', t) back.
 	var pc frontend.Variable = 0
 	var halts frontend.Variable = 0
 	for i := range S {
-		fl, bt := c.Flags[i][:], c.Bits[i][:]
-		var sum, op frontend.Variable = 0, 0
-		for o, x := range fl {
+		r := &c.Rows[i]
+		var fsum, op frontend.Variable = 0, 0
+		for o, x := range r.F {
 			api.AssertIsBoolean(x)
-			sum = api.Add(sum, x)
+			fsum = api.Add(fsum, x)
 			op = api.Add(op, api.Mul(x, o))
 		}
-		api.AssertIsEqual(sum, 1)
-		var word frontend.Variable = op
-		for k, x := range bt {
-			api.AssertIsBoolean(x)
-			// rd bits weigh 16·2^k, ra 256·2^k, rb 4096·2^k.
-			word = api.Add(word, api.Mul(x, 1<<(4+4*(k/nbRegBit)+k%nbRegBit)))
+		fHALT := api.Sub(1, fsum)
+		api.AssertIsBoolean(fHALT)
+		op = api.Add(op, api.Mul(fHALT, int(trace.OpHALT)))
+		word := api.Add(op, api.Mul(r.Rd, 16), api.Mul(r.Ra, 256), api.Mul(r.Rb, 4096))
+		// The program table (docs/vm.md §9): (pc, word, imm) is an entry.
+		lu.progPC = append(lu.progPC, pc)
+		lu.progWord = append(lu.progWord, word)
+		lu.progImm = append(lu.progImm, r.Imm)
+
+		f := func(op trace.Opcode) frontend.Variable { return r.F[op] }
+		fADD, fSUB, fMUL, fADDI, fMULI := f(trace.OpADD), f(trace.OpSUB), f(trace.OpMUL), f(trace.OpADDI), f(trace.OpMULI)
+		fLI, fJMP, fJZ, fJNZ := f(trace.OpLI), f(trace.OpJMP), f(trace.OpJZ), f(trace.OpJNZ)
+
+		// vd = (va·Y + Z) mod p, with y the second operand (vb, or imm for
+		// ADDI/MULI/LI):
+		//   MUL, MULI: Y = y, Z = 0      ADD, ADDI: Y = 1, Z = y
+		//   SUB:       Y = 1, Z = p − y  LI:        Y = 0, Z = y
+		//   MOV, JMP, JZ, JNZ, HALT: Y = 1, Z = 0 (vd = va)
+		// Every operand is < 2^64, so va·Y + Z < 2^129 and the identity
+		// va·Y + Z = q·p + vd with 0 ≤ q < 2^64, 0 ≤ vd < p holds over the
+		// integers: vd is the Goldilocks result.
+		fM := api.Add(fMUL, fMULI)
+		y := api.Add(r.Vb, api.Mul(api.Add(fADDI, fMULI, fLI), api.Sub(r.Imm, r.Vb)))
+		bigY := api.Add(api.Mul(fM, y), api.Sub(1, fM, fLI))
+		z := api.Add(api.Mul(api.Sub(api.Add(fADD, fADDI, fLI), fSUB), y), api.Mul(fSUB, gl64))
+		t := api.Add(api.Mul(r.Va, bigY), z)
+		// vd = lo + 2^32·hi. lo is the product (2^32 − 1 − hi)·m, which makes
+		// vd canonical: vd < p ⟺ hi < 2^32 − 1, or hi = 2^32 − 1 and lo = 0
+		// (and then the product is 0). The bytes 1..7 of vd and of q are
+		// witnesses; byte 0 of vd is what lo leaves, byte 0 of q what the
+		// identity t = q·p + vd leaves (division by the constant p is
+		// linear). All 16 bytes are range-checked, so 0 ≤ q < 2^64.
+		hi := limbsOf(api, r.Vd[3:])
+		lo := api.Mul(api.Sub(glComplement, hi), r.M)
+		vd := api.Add(lo, api.Mul(hi, pow2(32)))
+		vd0 := lo
+		for j, b := range r.Vd[:3] {
+			vd0 = api.Sub(vd0, api.Mul(b, pow2(uint(limbBits*(j+1)))))
 		}
-		// The program table (docs/vm.md §9): the row decodes the
-		// instruction at pc; a pc outside the table has no entry.
-		api.AssertIsEqual(tWord.Lookup(pc)[0], word)
-		imm := tImm.Lookup(pc)[0]
-
-		fADD, fSUB, fMUL, fADDI, fMULI := fl[trace.OpADD], fl[trace.OpSUB], fl[trace.OpMUL], fl[trace.OpADDI], fl[trace.OpMULI]
-		fLI, fJMP, fJZ, fJNZ, fHALT := fl[trace.OpLI], fl[trace.OpJMP], fl[trace.OpJZ], fl[trace.OpJNZ], fl[trace.OpHALT]
-		va := mux16(api, bt[4:8], regs)
-		vb := mux16(api, bt[8:12], regs)
-
-		// vd: y is the second operand (vb, or imm for ADDI/MULI).
-		y := api.Add(vb, api.Mul(api.Add(fADDI, fMULI), api.Sub(imm, vb)))
-		eva, ey := f.UnsafeFromLimbs([]frontend.Variable{va}), f.UnsafeFromLimbs([]frontend.Variable{y})
-		r := f.Select(fSUB, f.Sub(eva, ey), f.Add(eva, ey))
-		r = f.Select(api.Add(fMUL, fMULI), f.Mul(eva, ey), r)
-		r = f.Select(fLI, f.UnsafeFromLimbs([]frontend.Variable{imm}), r)
-		r = f.Select(api.Add(fADD, fSUB, fMUL, fADDI, fMULI, fLI), r, eva)
-		// Reduce bounds the value; the two range checks make it canonical
-		// (0 ≤ vd and vd + 2^64 − p < 2^64, i.e. vd < p). ReduceStrict
-		// would do the same with a 64-bit decomposition, about 256
-		// constraints a row in gnark v0.16.
-		vd := f.Reduce(r).Limbs[0]
-		rc.Check(vd, valueBits)
-		rc.Check(api.Add(vd, glComplement), valueBits)
+		var qUpper frontend.Variable = 0
+		for j, b := range r.Q {
+			qUpper = api.Add(qUpper, api.Mul(b, pow2(uint(limbBits*(j+1)))))
+		}
+		q0 := api.Sub(api.Mul(api.Sub(t, vd), pInv), qUpper)
+		lu.ranged = append(lu.ranged, vd0, q0)
+		lu.ranged = append(lu.ranged, r.Vd[:]...)
+		lu.ranged = append(lu.ranged, r.Q[:]...)
 
 		// Next pc: pc+1, or imm when the jump is taken; HALT stays.
-		isz := api.IsZero(va)
-		taken := api.Add(fJMP, api.Mul(fJZ, isz), api.Mul(fJNZ, api.Sub(1, isz)))
-		pcNext := api.Add(pc, api.Sub(1, fHALT), api.Mul(taken, api.Sub(imm, pc, 1)))
+		isz := api.IsZero(r.Va)
+		taken := api.Add(fJMP, fJNZ, api.Mul(api.Sub(fJZ, fJNZ), isz))
+		pcNext := api.Add(pc, api.Sub(1, fHALT), api.Mul(taken, api.Sub(r.Imm, pc, 1)))
 
-		// reg[i]: the register selected by rd takes vd.
-		lo, hi := onehot4(api, bt[0], bt[1]), onehot4(api, bt[2], bt[3])
-		next := make([]frontend.Variable, trace.NumRegs)
-		for j := range 4 {
-			for k := range 4 {
-				ri := regs[4*j+k]
-				e := api.Mul(hi[j], lo[k])
-				next[4*j+k] = api.Add(ri, api.Mul(e, api.Sub(vd, ri)))
-			}
+		// The register file.
+		t0 := 3 * i
+		for k, acc := range []struct{ a, vR, vW frontend.Variable }{
+			{r.Ra, r.Va, r.Va}, {r.Rb, r.Vb, r.Vb}, {r.Rd, r.Old, vd},
+		} {
+			gap := limbsOf(api, r.Gap[k][:])
+			lu.ranged = append(lu.ranged, r.Gap[k][:]...)
+			at := t0 + k + 1
+			lu.mem = append(lu.mem, memAccess{a: acc.a, vR: acc.vR, tR: api.Sub(at-1, gap), vW: acc.vW, tW: at})
 		}
+		fl := r.F[:]
+		lu.committed = append(lu.committed, fl...)
+		lu.committed = append(lu.committed, r.Rd, r.Ra, r.Rb, r.Imm, r.Va, r.Vb, r.Old, r.M)
+		for k := range accesses {
+			lu.committed = append(lu.committed, r.Gap[k][:]...)
+		}
+		lu.committed = append(lu.committed, r.Vd[:]...)
+		lu.committed = append(lu.committed, r.Q[:]...)
+
 		halts = api.Add(halts, fHALT)
-		pc, regs = pcNext, next
+		pc = pcNext
+		if i == S-1 {
+			// HALT is a fixed point, so the HALT rows are a suffix: the last
+			// row halts and their count fixes the step count (halt,
+			// halt_first).
+			api.AssertIsEqual(fHALT, 1)
+		}
 	}
-	// HALT is a fixed point, so the HALT rows are a suffix: the last row
-	// halts and their count fixes the step count (halt, halt_first), and the
-	// final registers are those at the first HALT (output[o]).
-	api.AssertIsEqual(c.Flags[S-1][trace.OpHALT], 1)
 	api.AssertIsEqual(api.Add(halts, c.Steps), S+1)
+	// The final registers are those at the first HALT (output[o]).
 	for i := range trace.NumRegs {
-		api.AssertIsEqual(api.Mul(c.OutMask[i], api.Sub(regs[i], c.Out[i])), 0)
+		api.AssertIsEqual(api.Mul(c.OutMask[i], api.Sub(c.FinalV[i], c.Out[i])), 0)
 	}
+
+	// Multiplicities (hints, committed with everything else).
+	pcm, err := api.Compiler().NewHint(countHint, p.ProgLen, append([]frontend.Variable{p.ProgLen}, lu.progPC...)...)
+	if err != nil {
+		return err
+	}
+	rm, err := api.Compiler().NewHint(countHint, rangeSize, append([]frontend.Variable{rangeSize}, lu.ranged...)...)
+	if err != nil {
+		return err
+	}
+	lu.committed = append(lu.committed, pcm...)
+	lu.committed = append(lu.committed, rm...)
+	multicommit.WithCommitment(api, func(api frontend.API, x frontend.Variable) error {
+		return c.identities(api, lu, x, pcm, rm)
+	}, lu.committed...)
+	return nil
+}
+
+// identities checks the three logUp identities at the point x (the
+// commitment); the tuple coefficients γ, δ are MiMC(1, x), MiMC(2, x).
+func (c *intentCircuit) identities(api frontend.API, lu *logUp, x frontend.Variable, pcm, rm []frontend.Variable) error {
+	h, err := mimc.NewMiMC(api)
+	if err != nil {
+		return err
+	}
+	h.Write(1, x)
+	gamma := h.Sum()
+	h.Reset()
+	h.Write(2, x)
+	delta := h.Sum()
+	inv := func(v frontend.Variable) frontend.Variable { return api.Inverse(api.Sub(x, v)) }
+	// api.Mul(v, c) with a challenge c second: on a tie gnark puts the
+	// second factor in the B matrix, and a shared c there keeps the B
+	// MSMs (G2 among them) small.
+	sum := func(vs []frontend.Variable) frontend.Variable {
+		var acc frontend.Variable = 0
+		for _, v := range vs {
+			acc = api.Add(acc, v)
+		}
+		return acc
+	}
+
+	// Program table: Σ_rows 1/(x − (pc + γ·word + δ·imm)) = Σ_j m_j/(x − (j + γ·W_j + δ·I_j)).
+	var lhs, rhs []frontend.Variable
+	for i := range lu.progPC {
+		lhs = append(lhs, inv(api.Add(lu.progPC[i], api.Mul(lu.progWord[i], gamma), api.Mul(lu.progImm[i], delta))))
+	}
+	for j := range c.Words {
+		e := api.Add(j, api.Mul(gamma, c.Words[j]), api.Mul(delta, c.Imms[j]))
+		rhs = append(rhs, api.DivUnchecked(pcm[j], api.Sub(x, e)))
+	}
+	api.AssertIsEqual(sum(lhs), sum(rhs))
+
+	// Memory: tuple (a, v, t) ↦ v + γ·t + δ·a. Reads and final values on one
+	// side, initial values and writes on the other.
+	lhs, rhs = lhs[:0], rhs[:0]
+	for i := range trace.NumRegs {
+		rhs = append(rhs, inv(api.Add(c.Start[i], api.Mul(delta, i))))
+		lhs = append(lhs, inv(api.Add(c.FinalV[i], api.Mul(c.FinalT[i], gamma), api.Mul(delta, i))))
+	}
+	for _, m := range lu.mem {
+		da := api.Mul(m.a, delta)
+		lhs = append(lhs, inv(api.Add(m.vR, api.Mul(m.tR, gamma), da)))
+		rhs = append(rhs, inv(api.Add(m.vW, api.Mul(gamma, m.tW), da)))
+	}
+	api.AssertIsEqual(sum(lhs), sum(rhs))
+
+	// Range: every checked limb is in [0, 2^limbBits).
+	lhs, rhs = lhs[:0], rhs[:0]
+	for _, v := range lu.ranged {
+		lhs = append(lhs, inv(v))
+	}
+	for k := range rangeSize {
+		rhs = append(rhs, api.DivUnchecked(rm[k], api.Sub(x, k)))
+	}
+	api.AssertIsEqual(sum(lhs), sum(rhs))
 	return nil
 }

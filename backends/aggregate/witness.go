@@ -2,7 +2,9 @@ package aggregate
 
 import (
 	"fmt"
+	"math/big"
 
+	fr377 "github.com/consensys/gnark-crypto/ecc/bls12-377/fr"
 	"github.com/consensys/gnark/frontend"
 
 	"github.com/pouwfarm/pouwfarm/trace"
@@ -33,6 +35,8 @@ func intentAssignment(p Params, t *trace.Trace, seg int, s *intentStatement, d f
 		c.Words[j], c.Imms[j] = words[j], imms[j]
 	}
 	sg := &t.Header.Segments[seg]
+	// last[a] is the time of register a's last access (0: its start value).
+	var last [trace.NumRegs]uint64
 	for i := range S {
 		row := sg.StartRow + min(i, sg.EndRow-sg.StartRow)
 		pc := t.At(row, trace.ColPC)
@@ -40,15 +44,64 @@ func intentAssignment(p Params, t *trace.Trace, seg int, s *intentStatement, d f
 			return nil, fmt.Errorf("%w: row %d has pc %d outside the program", ErrWitness, row, pc)
 		}
 		in := s.prog.Instrs[pc]
-		for o := range nbFlags {
-			c.Flags[i][o] = 0
+		w := &c.Rows[i]
+		for o := range w.F {
+			w.F[o] = 0
+			if trace.Opcode(o) == in.Op {
+				w.F[o] = 1
+			}
 		}
-		c.Flags[i][in.Op] = 1
-		for k := range nbRegBit {
-			c.Bits[i][k] = (in.Rd >> k) & 1
-			c.Bits[i][nbRegBit+k] = (in.Ra >> k) & 1
-			c.Bits[i][2*nbRegBit+k] = (in.Rb >> k) & 1
+		reg := func(r uint8) uint64 { return t.At(row, trace.ColR0+int(r)) }
+		va, vb := reg(in.Ra), reg(in.Rb)
+		w.Rd, w.Ra, w.Rb, w.Imm = in.Rd, in.Ra, in.Rb, in.Imm
+		w.Va, w.Vb, w.Old = va, vb, reg(in.Rd)
+
+		// t = va·Y + Z as in the circuit, then t = q·p + vd.
+		y := vb
+		switch in.Op {
+		case trace.OpADDI, trace.OpMULI, trace.OpLI:
+			y = in.Imm
 		}
+		tv := new(big.Int)
+		bva, by := new(big.Int).SetUint64(va), new(big.Int).SetUint64(y)
+		switch in.Op {
+		case trace.OpMUL, trace.OpMULI:
+			tv.Mul(bva, by)
+		case trace.OpADD, trace.OpADDI:
+			tv.Add(bva, by)
+		case trace.OpSUB:
+			tv.Add(bva, gl64).Sub(tv, by)
+		case trace.OpLI:
+			tv.Set(by)
+		default:
+			tv.Set(bva)
+		}
+		q, vdBig := new(big.Int).QuoRem(tv, gl64, new(big.Int))
+		vd := vdBig.Uint64()
+		qv := q.Uint64()
+		for j := 1; j < valueLimbs; j++ {
+			w.Q[j-1] = (qv >> (limbBits * j)) & (rangeSize - 1)
+			w.Vd[j-1] = (vd >> (limbBits * j)) & (rangeSize - 1)
+		}
+		// m = lo/(2^32 − 1 − hi) in the native field (0 when vd = p − 1).
+		var m, den fr377.Element
+		m.SetUint64(vd & 0xffffffff)
+		den.SetUint64(glComplement - vd>>32)
+		den.Inverse(&den)
+		w.M = *m.Mul(&m, &den)
+
+		// The memory accesses at times 3i+1, 3i+2, 3i+3.
+		for k, a := range []uint8{in.Ra, in.Rb, in.Rd} {
+			at := 3*i + uint64(k) + 1
+			gap := at - 1 - last[a]
+			w.Gap[k][0], w.Gap[k][1] = gap&(rangeSize-1), gap>>limbBits
+			last[a] = at
+		}
+	}
+	endRow := sg.StartRow + min(S-1, sg.EndRow-sg.StartRow)
+	for a := range trace.NumRegs {
+		c.FinalV[a] = t.At(endRow, trace.ColR0+a)
+		c.FinalT[a] = last[a]
 	}
 	return c, nil
 }
