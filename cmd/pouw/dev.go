@@ -318,13 +318,31 @@ func devAggregateKeys(cmd *cobra.Command, bc *backendConfig, steps uint64, k int
 	fmt.Fprintln(errw, "pouw dev: these keys come from a single-party Groth16 setup: TRUSTED, for development only (production: docs/proof-formats.md)")
 	gnarklog.Disable()
 	t0 := time.Now()
-	ks, setup, err := aggregate.LoadOrSetup(cmd.Context(), p, root, slog.New(slog.NewTextHandler(errw, nil)))
-	if err != nil {
-		return fmt.Errorf("--full-backend aggregate: keys %v in %s: %w", p, root, err)
+	// A setup step cannot be interrupted and takes minutes: on SIGINT or
+	// SIGTERM return at once (the process exits, which drops the cache
+	// lock; the unfinished set is never renamed into place).
+	type loaded struct {
+		ks    *aggregate.Keys
+		setup bool
+		err   error
 	}
-	if setup {
+	ch := make(chan loaded, 1)
+	go func() {
+		ks, setup, err := aggregate.LoadOrSetup(cmd.Context(), p, root, slog.New(slog.NewTextHandler(errw, nil)))
+		ch <- loaded{ks, setup, err}
+	}()
+	var l loaded
+	select {
+	case l = <-ch:
+	case <-cmd.Context().Done():
+		return fmt.Errorf("--full-backend aggregate: key setup interrupted: %w", cmd.Context().Err())
+	}
+	if l.err != nil {
+		return fmt.Errorf("--full-backend aggregate: keys %v in %s: %w", p, root, l.err)
+	}
+	if l.setup {
 		fmt.Fprintf(errw, "pouw dev: aggregate keys set up in %s\n", time.Since(t0).Round(time.Second))
 	}
-	bc.aggregateKeys, bc.aggregateDirs = []*aggregate.Keys{ks}, []string{dir}
+	bc.aggregateKeys, bc.aggregateDirs = []*aggregate.Keys{l.ks}, []string{dir}
 	return nil
 }

@@ -63,6 +63,7 @@ func (h *farmHostFlags) model(src gpu.Source) ([]scheduler.Slot, []scheduler.Exc
 func newDevicesCmd() *cobra.Command {
 	var host farmHostFlags
 	var asJSON bool
+	var aggKeys aggregateKeysFlag
 	cmd := &cobra.Command{
 		Use:   "devices",
 		Short: "List the CPU and GPU slots this host would schedule proofs on",
@@ -91,7 +92,11 @@ the farm then runs CPU-only.`,
 			if err != nil {
 				return err
 			}
-			reg, err := newRegistry(backendConfig{})
+			var bc backendConfig
+			if err := aggKeys.load(&bc); err != nil {
+				return err
+			}
+			reg, err := newRegistry(bc)
 			if err != nil {
 				return err
 			}
@@ -113,6 +118,7 @@ the farm then runs CPU-only.`,
 	}
 	host.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	aggKeys.register(cmd.Flags())
 	return cmd
 }
 
