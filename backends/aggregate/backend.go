@@ -33,8 +33,9 @@ type Options struct {
 // Backend proves Macro traces as intent proofs and Full traces (and
 // batches of intent proofs, Aggregate) as one aggregate proof.
 type Backend struct {
-	keys []*Keys // by LogSteps, ascending
-	log  *slog.Logger
+	keys  []*Keys // by LogSteps, ascending
+	log   *slog.Logger
+	accel *accel // Groth16 prover: gnark's, or ICICLE's in the icicle build
 }
 
 var _ backends.Aggregator = (*Backend)(nil)
@@ -55,7 +56,7 @@ func New(o Options) (*Backend, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{keys: ks, log: log}, nil
+	return &Backend{keys: ks, log: log, accel: newAccel(log)}, nil
 }
 
 func (b *Backend) Name() string { return Name }
@@ -114,7 +115,7 @@ func run[T any](ctx context.Context, f func() (T, error)) (T, error) {
 }
 
 // proveIntent proves segment seg of t.
-func proveIntent(ctx context.Context, ks *Keys, t *trace.Trace, seg int, s *intentStatement) (groth16.Proof, fr377.Element, error) {
+func (b *Backend) proveIntent(ctx context.Context, ks *Keys, t *trace.Trace, seg int, s *intentStatement) (groth16.Proof, fr377.Element, error) {
 	d, err := s.digest(ks.Params)
 	if err != nil {
 		return nil, d, err
@@ -135,7 +136,7 @@ func proveIntent(ctx context.Context, ks *Keys, t *trace.Trace, seg int, s *inte
 		// Inner proofs hash their commitment as the in-circuit verifier
 		// does; with gnark's default hash they verify natively but not in
 		// the aggregation circuit.
-		return groth16.Prove(pk.intentCS, pk.intentPK, w,
+		return b.accel.prove(pk.intentCS, pk.intentPK, w,
 			stdgroth16.GetNativeProverOptions(outerCurve.ScalarField(), innerCurve.ScalarField()))
 	})
 	if err != nil {
@@ -180,7 +181,7 @@ func aggAssignment(ks *Keys, proofs []groth16.Proof, digests []fr377.Element) (*
 }
 
 // aggregate proves the aggregation circuit over k intent proofs.
-func aggregate(ctx context.Context, ks *Keys, proofs []groth16.Proof, digests []fr377.Element) (groth16.Proof, error) {
+func (b *Backend) aggregate(ctx context.Context, ks *Keys, proofs []groth16.Proof, digests []fr377.Element) (groth16.Proof, error) {
 	pk, err := ks.proving()
 	if err != nil {
 		return nil, err
@@ -193,7 +194,7 @@ func aggregate(ctx context.Context, ks *Keys, proofs []groth16.Proof, digests []
 	if err != nil {
 		return nil, err
 	}
-	return run(ctx, func() (groth16.Proof, error) { return groth16.Prove(pk.aggCS, pk.aggPK, w) })
+	return run(ctx, func() (groth16.Proof, error) { return b.accel.prove(pk.aggCS, pk.aggPK, w) })
 }
 
 func verifyAggregate(ks *Keys, proof groth16.Proof, digests []fr377.Element) error {
@@ -257,7 +258,7 @@ func (b *Backend) Prove(ctx context.Context, t *trace.Trace, st backends.Stateme
 		if err != nil {
 			return nil, err
 		}
-		proof, _, err := proveIntent(ctx, ks, t, 0, &ss[0])
+		proof, _, err := b.proveIntent(ctx, ks, t, 0, &ss[0])
 		if err != nil {
 			return nil, err
 		}
@@ -274,11 +275,11 @@ func (b *Backend) Prove(ctx context.Context, t *trace.Trace, st backends.Stateme
 		proofs := make([]groth16.Proof, len(ss))
 		ds := make([]fr377.Element, len(ss))
 		for i := range ss {
-			if proofs[i], ds[i], err = proveIntent(ctx, ks, t, i, &ss[i]); err != nil {
+			if proofs[i], ds[i], err = b.proveIntent(ctx, ks, t, i, &ss[i]); err != nil {
 				return nil, err
 			}
 		}
-		proof, err := aggregate(ctx, ks, proofs, ds)
+		proof, err := b.aggregate(ctx, ks, proofs, ds)
 		if err != nil {
 			return nil, err
 		}
@@ -357,7 +358,7 @@ func (b *Backend) Aggregate(ctx context.Context, children []backends.Statement, 
 		}
 		gp[i] = e.proof
 	}
-	proof, err := aggregate(ctx, ks, gp, ds)
+	proof, err := b.aggregate(ctx, ks, gp, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -417,27 +418,47 @@ const (
 )
 
 // Estimate says what proving a trace with header h takes with the loaded
-// keys (the smallest key set that fits; zero Duration when none does).
+// keys (the smallest key set that fits; zero Duration when none does). A
+// header with no programs, the scheduler's question before it downloads the
+// trace, is charged the largest key set. GPUMemoryBytes is non-zero only
+// when the backend proves on a GPU (HasGPUPath).
 func (b *Backend) Estimate(h *trace.Header) backends.Resources {
 	r := backends.Resources{Cores: runtime.NumCPU()}
-	ss, err := intentStatements(backends.Statement{Header: h})
-	if err != nil {
-		return r
-	}
-	k := 0
-	if h.Tier == pouw.TierFull {
-		k = len(ss)
-	}
-	ks, err := b.keysFor(ss, k)
-	if err != nil {
+	var ks *Keys
+	n := 1 // intent proofs
+	switch ss, err := intentStatements(backends.Statement{Header: h}); {
+	case err == nil:
+		k := 0
+		if h.Tier == pouw.TierFull {
+			k, n = len(ss), len(ss)
+		}
+		if ks, err = b.keysFor(ss, k); err != nil {
+			return r
+		}
+	case len(h.Programs) == 0 && (h.Tier == pouw.TierMacro || h.Tier == pouw.TierFull):
+		// The scheduler's question before the download: a tier and a row
+		// count, no programs. Any loaded key set may serve it: charge the
+		// largest.
+		ks = b.keys[len(b.keys)-1]
+		if h.Tier == pouw.TierFull {
+			n = ks.Params.K
+		}
+	default:
 		return r
 	}
 	inner := time.Duration(ks.IntentConstraints) * innerProveNsPerConstraint
 	r.MemoryBytes = int64(ks.IntentConstraints) * innerBytesPerConstraint
 	r.Duration = inner
 	if h.Tier == pouw.TierFull {
-		r.Duration = time.Duration(len(ss))*inner + time.Duration(ks.AggConstraints)*outerProveNsPerConstraint
+		r.Duration = time.Duration(n)*inner + time.Duration(ks.AggConstraints)*outerProveNsPerConstraint
 		r.MemoryBytes = max(r.MemoryBytes, int64(ks.AggConstraints)*outerBytesPerConstraint)
+	}
+	if b.HasGPUPath() {
+		// Intent proofs run one after the other; the aggregate proof last.
+		r.GPUMemoryBytes = int64(ks.IntentConstraints) * innerGPUBytesPerConstraint
+		if h.Tier == pouw.TierFull {
+			r.GPUMemoryBytes = max(r.GPUMemoryBytes, int64(ks.AggConstraints)*outerGPUBytesPerConstraint)
+		}
 	}
 	// Durations above assume 2 cores; scale to what this host has.
 	r.Duration = r.Duration * 2 / time.Duration(max(2, r.Cores))

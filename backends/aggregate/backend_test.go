@@ -132,7 +132,7 @@ func TestAggregateProofVerifiesAndRejectsForgedBatches(t *testing.T) {
 			"child of another statement": {[]groth16.Proof{g(pA), g(pC)}, []fr377.Element{ds[0], ds[1]}},
 			"tampered child":             {[]groth16.Proof{g(pA), swapped}, []fr377.Element{ds[0], ds[1]}},
 		} {
-			_, err := aggregate(ctx, ks, c.proofs, c.digests)
+			_, err := b.aggregate(ctx, ks, c.proofs, c.digests)
 			if err == nil || !strings.Contains(err.Error(), "constraint") {
 				t.Errorf("%s: want an unsatisfied constraint, got %v", name, err)
 			}

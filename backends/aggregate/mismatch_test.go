@@ -73,7 +73,7 @@ func TestProofsOfAnotherKeyAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gp, d, err := proveIntent(ctx, other, tr, 0, &ss[0])
+	gp, d, err := b.proveIntent(ctx, other, tr, 0, &ss[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestProofsOfAnotherKeyAreRefused(t *testing.T) {
 	}
 	ssB, _ := intentStatements(stB)
 	dB, _ := ssB[0].digest(ks.Params)
-	if _, err := aggregate(ctx, ks, []groth16.Proof{gp, eB.proof}, []fr377.Element{d, dB}); err == nil || !strings.Contains(err.Error(), "constraint") {
+	if _, err := b.aggregate(ctx, ks, []groth16.Proof{gp, eB.proof}, []fr377.Element{d, dB}); err == nil || !strings.Contains(err.Error(), "constraint") {
 		t.Errorf("aggregation circuit with another key's child: got %v", err)
 	}
 }
