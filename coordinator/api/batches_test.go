@@ -449,3 +449,22 @@ func TestBatchChecksTraceHeaders(t *testing.T) {
 		t.Fatalf("the batch of two Macro traces: %+v, %v", res, err)
 	}
 }
+
+// TestBatchOfMaxBatchIntents: the largest batch is one request, on every
+// store.
+func TestBatchOfMaxBatchIntents(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			e := batchEnv(t, b, nil)
+			e.deposit(1000)
+			res, err := e.client(adminToken).CreateBatch(context.Background(), e.batchOf(pouw.MaxBatch, "max"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Created || len(res.Children) != pouw.MaxBatch || len(res.Aggregation.DependsOn) != pouw.MaxBatch ||
+				res.Aggregation.State != pouw.StateWaiting {
+				t.Fatalf("batch of %d = %+v", pouw.MaxBatch, res.Aggregation)
+			}
+		})
+	}
+}
