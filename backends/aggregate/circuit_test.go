@@ -63,6 +63,11 @@ func TestIntentCircuitIsSatisfiedByValidTraces(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%v: %d constraints, %.1f per step", p, cs.GetNbConstraints(), float64(cs.GetNbConstraints())/float64(p.Steps()))
+	// docs/aggregate.md gives 24,211 at 2^8 (57 per step + ≈ 9.6k fixed);
+	// a change that costs more per step should say so there.
+	if n := cs.GetNbConstraints(); n > 24211 {
+		t.Errorf("%d constraints at 2^8, docs/aggregate.md says 24,211", n)
+	}
 	for name, tr := range map[string]*trace.Trace{
 		"fib10": execute(t, fibSrc, 10),
 		"fib0":  execute(t, fibSrc, 0),
