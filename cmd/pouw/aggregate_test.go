@@ -115,6 +115,11 @@ func TestAggregateKeysRefusesMismatchedKeySets(t *testing.T) {
 	twin := filepath.Join(dir, "twin")
 	copyVerifyingSide(t, good, twin)
 	wantErr(t, "two key sets for steps 2^8", "coordinator", "--data-dir", dir, "--aggregate-keys", good+","+twin)
+	// pouw dev with keys that do not take its batches.
+	wantErr(t, "--aggregate-keys: no key set takes batches of 4 intents of 64 steps (--steps/--batch); have steps=2^8 prog_len=32 k=2",
+		"dev", "--jobs", "1", "--exit-when-done", "--gpus", "none", "--full-backend", "aggregate", "--aggregate-keys", good, "--batch", "4")
+	wantErr(t, "--aggregate-keys: no key set takes batches of 2 intents of 512 steps",
+		"dev", "--jobs", "1", "--exit-when-done", "--gpus", "none", "--full-backend", "aggregate", "--aggregate-keys", good, "--steps", "1024")
 }
 
 func TestDevFullBackendFlags(t *testing.T) {
@@ -249,7 +254,7 @@ func TestIngestBatchMakesChildrenAndTheAggregationJob(t *testing.T) {
 }
 
 func TestHelpSaysSinglePartyKeysAreTrusted(t *testing.T) {
-	for _, cmd := range []string{"coordinator", "farm", "prove", "verify", "dev"} {
+	for _, cmd := range []string{"coordinator", "farm", "prove", "verify", "dev", "devices"} {
 		out, err := run(t, cmd, "--help")
 		if err != nil {
 			t.Fatal(err)
