@@ -30,7 +30,7 @@ func newAggregateBackend(c backendConfig) (backends.Backend, error) {
 // aggregateKeysUsage is the help of --aggregate-keys wherever it appears.
 const aggregateKeysUsage = "key directories of the aggregate backend (pouw keys setup --backend aggregate), comma-separated, one per size class: " +
 	"registers the backend (off without keys). Keys from pouw keys setup come from a single-party setup: TRUSTED, " +
-	"for development only, not production (docs/proof-formats.md, trusted setup) [POUW_AGGREGATE_KEYS]"
+	"for development only, not production; production keys: pouw keys ceremony (docs/aggregate.md) [POUW_AGGREGATE_KEYS]"
 
 // aggregateKeysFlag is --aggregate-keys.
 type aggregateKeysFlag struct{ dirs []string }

@@ -55,7 +55,7 @@ registers the aggregate backend (gnark Groth16) with the key sets of
 proved with it. Without it the backend is off and batches are refused.
 Keys from 'pouw keys setup' come from a single-party setup: whoever ran it
 can forge proofs, so they are TRUSTED and for development only; production
-keys come from an MPC ceremony (docs/proof-formats.md).
+keys come from the multi-party ceremony, pouw keys ceremony (docs/aggregate.md).
 
 Every flag has an environment twin: POUW_<FLAG> (POUW_STORE, POUW_ADDR, ...).
 SIGINT/SIGTERM stop it gracefully: event streams end, requests in flight

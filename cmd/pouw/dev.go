@@ -63,7 +63,7 @@ power of two, 2..16 (default: the k of --aggregate-keys, else 2). It needs
 Groth16 keys: --aggregate-keys DIR, else the smallest key set that fits is
 set up once (minutes) into $XDG_CACHE_HOME/pouw/aggregate-keys (default
 ~/.cache/pouw/aggregate-keys) and reused. Those keys come from a single-party
-setup: TRUSTED, for development only (docs/proof-formats.md). Plain pouw dev
+setup: TRUSTED, for development only (docs/aggregate.md). Plain pouw dev
 keeps the STARK for Full jobs and needs no keys.`,
 		Example: `  pouw dev
   pouw dev --jobs 50 --exit-when-done
@@ -315,7 +315,7 @@ func devAggregateKeys(cmd *cobra.Command, bc *backendConfig, steps uint64, k int
 	dir := aggregate.CacheDir(root, p)
 	errw := cmd.ErrOrStderr()
 	fmt.Fprintf(errw, "pouw dev: aggregate keys (%v) from %s; a missing or stale set is set up there once first, which takes minutes\n", p, dir)
-	fmt.Fprintln(errw, "pouw dev: these keys come from a single-party Groth16 setup: TRUSTED, for development only (production: docs/proof-formats.md)")
+	fmt.Fprintln(errw, "pouw dev: these keys come from a single-party Groth16 setup: TRUSTED, for development only (production: pouw keys ceremony, docs/aggregate.md)")
 	gnarklog.Disable()
 	t0 := time.Now()
 	// A setup step cannot be interrupted and takes minutes: on SIGINT or

@@ -64,8 +64,8 @@ goroutine stacks and heap contents to whoever reaches that address).
 The aggregate backend (batches: intent proofs and their aggregation) runs
 only with --aggregate-keys DIR, the same key sets as the coordinator's
 (pouw keys setup); its proofs run in worker processes (--isolate). Keys from
-'pouw keys setup' are single-party: TRUSTED, development only
-(docs/proof-formats.md).`,
+'pouw keys setup' are single-party: TRUSTED, development only; production
+keys come from 'pouw keys ceremony' (docs/aggregate.md).`,
 		Example: `  pouw farm --coordinator http://coord:8080 --token $TOKEN --prover-id farm-a --cpu 16 --gpus all
   POUW_COORDINATOR=http://coord:8080 POUW_TOKEN=... POUW_PROVER_ID=farm-a pouw farm --gpus 0,1
   pouw farm --coordinator https://coord:8443 --ca ca.pem --client-cert farm-a.pem --client-key farm-a.key --prover-id farm-a --token $TOKEN`,
