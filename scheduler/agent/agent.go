@@ -1,7 +1,8 @@
 // Package agent is the prover agent of a farm: for each free slot it claims
 // a job the slot can take now, downloads the trace and checks its BLAKE3
-// against trace_hash, proves it on the slot, and submits the proof with the
-// lease token — renewing the lease at a third of its length, cancelling the
+// against trace_hash, proves it on the slot (an aggregation job, whose blob
+// is a batch manifest, over its children's accepted proofs: batch.go), and
+// submits the proof with the lease token — renewing the lease at a third of its length, cancelling the
 // proof the moment the lease is lost, backing off with jitter when nothing
 // is pending or the coordinator is unreachable, and draining on shutdown.
 //
@@ -46,6 +47,9 @@ type Coordinator interface {
 	Fail(ctx context.Context, id, leaseToken, reason string) (pouw.ProofJob, error)
 	Release(ctx context.Context, id, leaseToken, reason string) (pouw.ProofJob, error)
 	DownloadBlob(ctx context.Context, h pouw.Hash, w io.Writer) (int64, error)
+	// Job reads a job's detail: an aggregation job reads its children's
+	// (state, prover_id, proof_ref).
+	Job(ctx context.Context, id string) (pouw.ProofJob, error)
 }
 
 // Outcome of one job on this farm, the `outcome` label of the job counter.
@@ -57,6 +61,12 @@ const (
 	OutcomeLeaseLost    = "lease_lost"    // the lease went away; the proof was cancelled
 	OutcomeReleased     = "released"      // given back (drain, or unplaceable)
 	OutcomeError        = "error"         // the coordinator could not be told
+
+	// outcomeRetryLater is internal: the job is released (no attempt
+	// counted) because the coordinator could not serve what it needs now
+	// (an aggregation job's children), and the slot rests as after a
+	// failure. It is counted and reported as OutcomeReleased.
+	outcomeRetryLater = "retry_later"
 )
 
 // Options configure an Agent. Coordinator, Pool and Backends are required.
@@ -348,6 +358,10 @@ func (a *Agent) prove(work context.Context, lease pouw.ClaimResponse, pl schedul
 	defer func() { cancel(nil); <-renewDone }()
 
 	outcome, reason, elapsed := a.proveAndSubmit(jobCtx, lease, pl, log)
+	retryLater := outcome == outcomeRetryLater
+	if retryLater {
+		outcome = OutcomeReleased
+	}
 	if outcome == "" {
 		// The job context ended: the lease was lost, or the drain grace ran out.
 		if errors.Is(context.Cause(jobCtx), errLeaseLost) {
@@ -356,7 +370,14 @@ func (a *Agent) prove(work context.Context, lease pouw.ClaimResponse, pl schedul
 			outcome, reason = OutcomeReleased, "farm draining"
 		}
 	}
-	return a.finish(j, lease.LeaseToken, pl, outcome, reason, elapsed, log)
+	outcome = a.finish(j, lease.LeaseToken, pl, outcome, reason, elapsed, log)
+	if retryLater && outcome == OutcomeReleased {
+		// Released because the coordinator could not serve what the job
+		// needs: rest the slot as after a failure, so it does not claim the
+		// same job straight back.
+		return outcomeRetryLater
+	}
+	return outcome
 }
 
 // proverID is the prover a job's proof is bound to: the one the
@@ -379,7 +400,7 @@ func (a *Agent) restAfter(ctx context.Context, slot, outcome string) {
 		delete(a.failStreak, slot)
 		a.mu.Unlock()
 		return
-	case OutcomeFailed, OutcomeHashMismatch, OutcomeRejected, OutcomeError:
+	case OutcomeFailed, OutcomeHashMismatch, OutcomeRejected, OutcomeError, outcomeRetryLater:
 		a.failStreak[slot]++
 	default:
 		// Lease lost or released: not this slot's fault.
@@ -435,44 +456,19 @@ func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse,
 		}
 		return OutcomeFailed, "trace download: " + err.Error(), 0
 	}
-	// start is taken once the trace is decoded, so proof_seconds times
-	// the backend alone (download has its own stage).
-	var (
-		proof []byte
-		start time.Time
-	)
-	if a.isolated(j.Backend) {
-		// The worker decodes the rows; the header is enough here.
-		h, _, herr := trace.DecodeHeader(bytes.NewReader(blob), int64(len(blob)))
-		if herr != nil {
-			return OutcomeFailed, "trace does not decode: " + herr.Error(), 0
-		}
-		if h.Tier != j.Tier {
-			return OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", h.Tier, j.Tier), 0
-		}
-		st := backends.Statement{Header: h, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.proverID(j)}
-		start = time.Now()
-		proof, err = a.o.Workers.Prove(jobCtx, a.slots[pl.Slot], j.Backend, blob, st)
+	var proof []byte
+	if pouw.IsManifest(blob) {
+		// An aggregation job of the batch DAG: its blob is the manifest,
+		// and its proof is made over the children's accepted proofs.
+		proof, proving, outcome, reason = a.proveBatch(jobCtx, j, b, blob, pl)
 	} else {
-		var t *trace.Trace
-		t, err = trace.Decode(bytes.NewReader(blob), int64(len(blob)))
-		if err != nil {
-			return OutcomeFailed, "trace does not decode: " + err.Error(), 0
-		}
-		blob = nil
-		if t.Header.Tier != j.Tier {
-			return OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", t.Header.Tier, j.Tier), 0
-		}
-		st := backends.Statement{Header: &t.Header, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.proverID(j)}
-		start = time.Now()
-		proof, err = b.Prove(jobCtx, t, st)
+		proof, proving, outcome, reason = a.proveTrace(jobCtx, j, b, blob, pl)
 	}
-	proving = time.Since(start)
 	if jobCtx.Err() != nil {
 		return "", "", proving
 	}
-	if err != nil {
-		return OutcomeFailed, "prove: " + err.Error(), proving
+	if outcome != "" {
+		return outcome, reason, proving
 	}
 	a.m.proofSeconds.WithLabelValues(j.Tier.String(), j.Backend, string(pl.Kind)).Observe(proving.Seconds())
 	log.Debug("proved", "seconds", proving.Seconds(), "proof_bytes", len(proof))
@@ -496,18 +492,57 @@ func (a *Agent) proveAndSubmit(jobCtx context.Context, lease pouw.ClaimResponse,
 	}
 }
 
+// proveTrace proves a trace blob (already hash-checked) on the slot, in a
+// worker process when the backend is isolated. It returns the proof, or an
+// outcome and its reason; when jobCtx ends first the caller ignores both.
+func (a *Agent) proveTrace(jobCtx context.Context, j pouw.ProofJob, b backends.Backend, blob []byte, pl scheduler.Placement) (proof []byte, proving time.Duration, outcome, reason string) {
+	// start is taken once the trace is decoded, so proof_seconds times
+	// the backend alone (download has its own stage).
+	var (
+		start time.Time
+		err   error
+	)
+	if a.isolated(j.Backend) {
+		// The worker decodes the rows; the header is enough here.
+		h, _, herr := trace.DecodeHeader(bytes.NewReader(blob), int64(len(blob)))
+		if herr != nil {
+			return nil, 0, OutcomeFailed, "trace does not decode: " + herr.Error()
+		}
+		if h.Tier != j.Tier {
+			return nil, 0, OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", h.Tier, j.Tier)
+		}
+		st := backends.Statement{Header: h, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.proverID(j)}
+		start = time.Now()
+		proof, err = a.o.Workers.Prove(jobCtx, a.slots[pl.Slot], j.Backend, blob, st)
+	} else {
+		var t *trace.Trace
+		t, err = trace.Decode(bytes.NewReader(blob), int64(len(blob)))
+		if err != nil {
+			return nil, 0, OutcomeFailed, "trace does not decode: " + err.Error()
+		}
+		blob = nil
+		if t.Header.Tier != j.Tier {
+			return nil, 0, OutcomeFailed, fmt.Sprintf("trace is a %s trace, job is %s", t.Header.Tier, j.Tier)
+		}
+		st := backends.Statement{Header: &t.Header, TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.proverID(j)}
+		start = time.Now()
+		proof, err = b.Prove(jobCtx, t, st)
+	}
+	proving = time.Since(start)
+	if err != nil {
+		return nil, proving, OutcomeFailed, "prove: " + err.Error()
+	}
+	return proof, proving, "", ""
+}
+
 var errHashMismatch = errors.New("trace hash mismatch")
 
 // download fetches the trace blob named by the job and checks its BLAKE3
 // against trace_hash itself, whatever the transport checked.
 func (a *Agent) download(ctx context.Context, j pouw.ProofJob) ([]byte, error) {
-	key := j.TraceHash
-	if j.TraceRef != "" {
-		k, err := pouw.ParseHash(strings.TrimPrefix(j.TraceRef, "blake3:"))
-		if err != nil {
-			return nil, fmt.Errorf("trace_ref %q is not a blob hash: %w", j.TraceRef, err)
-		}
-		key = k
+	key, err := traceKey(j)
+	if err != nil {
+		return nil, err
 	}
 	limit := a.o.MaxTraceBytes
 	if j.TraceBytes > 0 && j.TraceBytes < limit {
@@ -526,6 +561,22 @@ func (a *Agent) download(ctx context.Context, j pouw.ProofJob) ([]byte, error) {
 	return w.buf.Bytes(), nil
 }
 
+// traceKey is the blob key of a job's trace: trace_ref when set (hex
+// BLAKE3, optionally "blake3:"-prefixed), else trace_hash.
+func traceKey(j pouw.ProofJob) (pouw.Hash, error) {
+	if j.TraceRef == "" {
+		return j.TraceHash, nil
+	}
+	k, err := pouw.ParseHash(strings.TrimPrefix(j.TraceRef, "blake3:"))
+	if err != nil {
+		return pouw.Hash{}, fmt.Errorf("trace_ref %q is not a blob hash: %w", j.TraceRef, err)
+	}
+	return k, nil
+}
+
+// errTooLarge marks a blob refused for its size while downloading.
+var errTooLarge = errors.New("blob too large")
+
 // limitedBuffer refuses to grow past limit, so a coordinator cannot make
 // the farm allocate more than the job's declared trace size.
 type limitedBuffer struct {
@@ -535,7 +586,7 @@ type limitedBuffer struct {
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
 	if int64(l.buf.Len()+len(p)) > l.limit {
-		return 0, fmt.Errorf("trace larger than %d bytes", l.limit)
+		return 0, fmt.Errorf("%w: larger than %d bytes", errTooLarge, l.limit)
 	}
 	return l.buf.Write(p)
 }

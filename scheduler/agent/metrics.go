@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, pool *scheduler.Pool) (*metrics, erro
 		}, []string{"slot"}),
 		stageSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pouw_farm_stage_duration_seconds",
-			Help:    "Time of a job's orchestration stages: download (with the BLAKE3 check) and submit (with the coordinator's verification).",
+			Help:    "Time of a job's orchestration stages: download (with the BLAKE3 check), children (an aggregation job's child details, traces and proofs) and submit (with the coordinator's verification).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
 		}, []string{"stage"}),
 		running: map[string]int{},

@@ -35,6 +35,13 @@ import (
 //
 // all lengths big-endian, each bounded (maxFrameJSON, the trace and proof
 // limits), so neither side allocates what the other merely claims.
+//
+// An aggregation request (an aggregation job of the batch DAG) lists its
+// children in workRequest.Children, at most pouw.MaxBatch, each with the
+// lengths of its parts; its body is the children's trace header encodings
+// (trace.AppendHeader) back to back, then their proofs back to back, in
+// child order, and nothing else. The worker checks every length against the
+// body before slicing it and calls the backend's Aggregate.
 
 const maxFrameJSON = 64 << 10
 
@@ -46,6 +53,18 @@ type workRequest struct {
 	JobID     string    `json:"job_id"`
 	ProverID  string    `json:"prover_id"`
 	TraceHash pouw.Hash `json:"trace_hash"`
+	// Children, when present, make this an aggregation request.
+	Children []workChild `json:"children,omitempty"`
+}
+
+// workChild is one child of an aggregation request: its statement but for
+// the header, and the lengths of its header encoding and proof in the body.
+type workChild struct {
+	JobID       string    `json:"job_id"`
+	ProverID    string    `json:"prover_id"`
+	TraceHash   pouw.Hash `json:"trace_hash"`
+	HeaderBytes int64     `json:"header_bytes"`
+	ProofBytes  int64     `json:"proof_bytes"`
 }
 
 type workResponse struct {
@@ -62,6 +81,11 @@ func writeFrame(w io.Writer, head any, body []byte) error {
 	binary.BigEndian.PutUint64(n[4:], uint64(len(body)))
 	// Header length, JSON, body length, body.
 	for _, p := range [][]byte{n[:4], j, n[4:], body} {
+		if len(p) == 0 {
+			// An empty write blocks on a synchronous pipe until the other
+			// side reads, which it has no reason to do.
+			continue
+		}
 		if _, err := w.Write(p); err != nil {
 			return err
 		}
@@ -139,12 +163,96 @@ func serveOne(ctx context.Context, req workRequest, raw []byte, reg *backends.Re
 	if err != nil {
 		return nil, err
 	}
+	if req.Children != nil {
+		agg, ok := b.(backends.Aggregator)
+		if !ok {
+			return nil, fmt.Errorf("backend %q does not aggregate proofs", req.Backend)
+		}
+		sts, proofs, err := decodeAggregateRequest(req, raw)
+		if err != nil {
+			return nil, err
+		}
+		return agg.Aggregate(ctx, sts, proofs)
+	}
 	t, err := trace.Decode(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		return nil, fmt.Errorf("trace does not decode: %w", err)
 	}
 	st := backends.Statement{Header: &t.Header, TraceHash: req.TraceHash, JobID: req.JobID, ProverID: req.ProverID}
 	return b.Prove(ctx, t, st)
+}
+
+// encodeAggregateRequest builds the request and body of an aggregation
+// request for children and their proofs.
+func encodeAggregateRequest(backend string, children []backends.Statement, proofs [][]byte) (workRequest, []byte, error) {
+	if len(children) != len(proofs) {
+		return workRequest{}, nil, fmt.Errorf("aggregate: %d statements and %d proofs", len(children), len(proofs))
+	}
+	if len(children) == 0 || len(children) > pouw.MaxBatch {
+		return workRequest{}, nil, fmt.Errorf("aggregate: %d children (1..%d)", len(children), pouw.MaxBatch)
+	}
+	req := workRequest{Backend: backend, Children: make([]workChild, len(children))}
+	var body []byte
+	for i, c := range children {
+		if c.Header == nil {
+			return workRequest{}, nil, fmt.Errorf("aggregate: child %d has no header", i)
+		}
+		n := len(body)
+		body = trace.AppendHeader(body, c.Header)
+		req.Children[i] = workChild{JobID: c.JobID, ProverID: c.ProverID, TraceHash: c.TraceHash,
+			HeaderBytes: int64(len(body) - n), ProofBytes: int64(len(proofs[i]))}
+	}
+	for _, p := range proofs {
+		body = append(body, p...)
+	}
+	return req, body, nil
+}
+
+// decodeAggregateRequest is the worker's side of encodeAggregateRequest: at
+// most pouw.MaxBatch children, every length checked against what is left of
+// the body before it is sliced, the lengths covering the body exactly, and
+// every header decoding whole and valid. The proofs alias body.
+func decodeAggregateRequest(req workRequest, body []byte) ([]backends.Statement, [][]byte, error) {
+	n := len(req.Children)
+	if n == 0 || n > pouw.MaxBatch {
+		return nil, nil, fmt.Errorf("%w: %d children (1..%d)", errFrame, n, pouw.MaxBatch)
+	}
+	rest := body
+	take := func(l int64, what string, i int) ([]byte, error) {
+		if l < 0 || l > int64(len(rest)) {
+			return nil, fmt.Errorf("%w: child %d: %s of %d bytes, %d left in the body", errFrame, i, what, l, len(rest))
+		}
+		p := rest[:l:l]
+		rest = rest[l:]
+		return p, nil
+	}
+	sts := make([]backends.Statement, n)
+	for i, c := range req.Children {
+		hb, err := take(c.HeaderBytes, "header", i)
+		if err != nil {
+			return nil, nil, err
+		}
+		h, used, err := trace.DecodeHeader(bytes.NewReader(hb), int64(len(hb)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: child %d: header: %w", errFrame, i, err)
+		}
+		if used != int64(len(hb)) {
+			return nil, nil, fmt.Errorf("%w: child %d: header is %d bytes, request says %d", errFrame, i, used, len(hb))
+		}
+		sts[i] = backends.Statement{Header: h, TraceHash: c.TraceHash, JobID: c.JobID, ProverID: c.ProverID}
+	}
+	proofs := make([][]byte, n)
+	for i, c := range req.Children {
+		p, err := take(c.ProofBytes, "proof", i)
+		if err != nil {
+			return nil, nil, err
+		}
+		proofs[i] = p
+	}
+	if len(rest) != 0 {
+		return nil, nil, fmt.Errorf("%w: %d bytes after the last proof", errFrame, len(rest))
+	}
+	return sts, proofs, nil
 }
 
 // ErrWorkerDied is wrapped when a worker process ends or breaks the
@@ -268,6 +376,23 @@ func (p *WorkerPool) kill(w *worker) {
 // Prove proves a trace (its encoding, already hash-checked) in a worker of
 // slot. When ctx ends first the worker is killed and ctx's error returned.
 func (p *WorkerPool) Prove(ctx context.Context, slot scheduler.Slot, backend string, traceBytes []byte, st backends.Statement) ([]byte, error) {
+	req := workRequest{Backend: backend, JobID: st.JobID, ProverID: st.ProverID, TraceHash: st.TraceHash}
+	return p.do(ctx, slot, req, traceBytes)
+}
+
+// Aggregate proves an aggregate proof over children's proofs (the
+// aggregation job of a batch) with backend in a worker of slot. When ctx
+// ends first the worker is killed and ctx's error returned.
+func (p *WorkerPool) Aggregate(ctx context.Context, slot scheduler.Slot, backend string, children []backends.Statement, proofs [][]byte) ([]byte, error) {
+	req, body, err := encodeAggregateRequest(backend, children, proofs)
+	if err != nil {
+		return nil, err
+	}
+	return p.do(ctx, slot, req, body)
+}
+
+// do sends one request to a worker of slot and reads its answer.
+func (p *WorkerPool) do(ctx context.Context, slot scheduler.Slot, req workRequest, body []byte) ([]byte, error) {
 	w, err := p.get(slot)
 	if err != nil {
 		return nil, err
@@ -278,8 +403,7 @@ func (p *WorkerPool) Prove(ctx context.Context, slot scheduler.Slot, backend str
 	}
 	res := make(chan result, 1)
 	go func() {
-		req := workRequest{Backend: backend, JobID: st.JobID, ProverID: st.ProverID, TraceHash: st.TraceHash}
-		if err := writeFrame(w.in, req, traceBytes); err != nil {
+		if err := writeFrame(w.in, req, body); err != nil {
 			res <- result{err: fmt.Errorf("%w: sending the job: %v", ErrWorkerDied, err)}
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pouwfarm/pouwfarm/backends"
+	"github.com/pouwfarm/pouwfarm/backends/aggregate"
 	"github.com/pouwfarm/pouwfarm/backends/plonkish"
 	"github.com/pouwfarm/pouwfarm/backends/stark"
 	"github.com/pouwfarm/pouwfarm/clock"
@@ -40,12 +41,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// workerAggregateKeys names, in a worker's environment, the key directory
+// of an aggregate backend the worker adds to its registry.
+const workerAggregateKeys = "POUW_TEST_WORKER_AGGREGATE_KEYS"
+
 func registry() (*backends.Registry, error) {
 	s, err := stark.New(stark.Config{})
 	if err != nil {
 		return nil, err
 	}
-	return backends.NewRegistry(s, plonkish.New(plonkish.Options{MaxK: 12}))
+	bs := []backends.Backend{s, plonkish.New(plonkish.Options{MaxK: 12})}
+	if dir := os.Getenv(workerAggregateKeys); dir != "" {
+		k, err := aggregate.LoadKeys(dir)
+		if err != nil {
+			return nil, err
+		}
+		a, err := aggregate.New(aggregate.Options{Keys: []*aggregate.Keys{k}})
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, a)
+	}
+	return backends.NewRegistry(bs...)
 }
 
 // workerSpawner starts this test binary as a worker and remembers every
@@ -53,6 +70,7 @@ func registry() (*backends.Registry, error) {
 type workerSpawner struct {
 	mu    sync.Mutex
 	procs []*os.Process
+	env   []string // added to each worker's environment
 }
 
 func (w *workerSpawner) pool() *agent.WorkerPool {
@@ -61,6 +79,7 @@ func (w *workerSpawner) pool() *agent.WorkerPool {
 			exe, _ := os.Executable()
 			cmd := exec.Command(exe, "-test.run=^$")
 			cmd.Env = append(os.Environ(), "POUW_TEST_WORKER=1", fmt.Sprintf("GOMAXPROCS=%d", max(slot.Capacity.Cores, 1)))
+			cmd.Env = append(cmd.Env, w.env...)
 			return cmd
 		},
 		OnStart: func(_ scheduler.Slot, p *os.Process) {

@@ -1,0 +1,6 @@
+//go:build !race
+
+package agent
+
+// RaceEnabled: see race_internal_test.go.
+const RaceEnabled = false
