@@ -19,6 +19,10 @@ import (
 	m377 "github.com/consensys/gnark/backend/groth16/bls12-377/mpcsetup"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
+	"github.com/consensys/gnark/std/algebra/native/sw_bls12377"
+	"github.com/consensys/gnark/std/math/emulated"
+	stdgroth16 "github.com/consensys/gnark/std/recursion/groth16"
+	"github.com/consensys/gnark/test"
 
 	"github.com/pouwfarm/pouwfarm/backends"
 )
@@ -551,5 +555,86 @@ func TestCeremonyEndToEnd(t *testing.T) {
 	}
 	if err := b.VerifyAggregate(ctx, []backends.Statement{stB, stA}, agg); !errors.Is(err, backends.ErrProofRejected) {
 		t.Fatalf("reordered batch: got %v, want ErrProofRejected", err)
+	}
+}
+
+// cubeOuter verifies a cubeCircuit proof in a BW6-761 circuit, as the
+// aggregation circuit verifies intent proofs: the verifying key fixed in
+// the circuit, subgroup checks on.
+type cubeOuter struct {
+	Proof innerProof
+	Y     emulated.Element[innerFr]
+	vk    innerVK `gnark:"-"`
+}
+
+func (c *cubeOuter) Define(api frontend.API) error {
+	v, err := stdgroth16.NewVerifier[innerFr, sw_bls12377.G1Affine, sw_bls12377.G2Affine, sw_bls12377.GT](api)
+	if err != nil {
+		return err
+	}
+	w := stdgroth16.Witness[innerFr]{Public: []emulated.Element[innerFr]{c.Y}}
+	return v.AssertProof(c.vk, c.Proof, w, stdgroth16.WithSubgroupCheck())
+}
+
+// Keys from the ceremony (whose verifying key has γ and the commitment
+// key's G at the generator, unlike groth16.Setup's) work in the recursive
+// verifier the aggregation circuit uses.
+func TestCeremonyKeysVerifyInsideTheRecursiveVerifier(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	srs, _ := phase1(t, dir, ecc.BLS12_377, 4, 1)
+	cs, err := frontend.Compile(ecc.BLS12_377.ScalarField(), r1cs.NewBuilder, &cubeCircuit{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testParams
+	target, err := newTarget(KindIntent, cs, srs, ceremonyMeta{Circuit: "intent", Params: &p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := filepath.Join(dir, "p2.0")
+	if _, err := target.init(start); err != nil {
+		t.Fatal(err)
+	}
+	res, err := target.run(ctx, contributeN(t, dir, "p2", start, 1), beacon(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := filepath.Join(dir, "p2.keys")
+	if _, err := writeCeremony(sealed, res.sealed); err != nil {
+		t.Fatal(err)
+	}
+	sk, err := readSealedKeys(sealed, KindIntentKeys, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := frontend.NewWitness(&cubeCircuit{X: 3, Y: 27}, ecc.BLS12_377.ScalarField())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := groth16.Prove(cs, sk.pk, w, stdgroth16.GetNativeProverOptions(outerCurve.ScalarField(), innerCurve.ScalarField()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := w.Public()
+	if err := groth16.Verify(proof, sk.vk, pub, stdgroth16.GetNativeVerifierOptions(outerCurve.ScalarField(), innerCurve.ScalarField())); err != nil {
+		t.Fatalf("native verification: %v", err)
+	}
+	vk, err := stdgroth16.ValueOfVerifyingKeyFixed[sw_bls12377.G1Affine, sw_bls12377.G2Affine, sw_bls12377.GT](sk.vk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, err := stdgroth16.ValueOfProof[sw_bls12377.G1Affine, sw_bls12377.G2Affine](proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	circuit := &cubeOuter{Proof: stdgroth16.PlaceholderProof[sw_bls12377.G1Affine, sw_bls12377.G2Affine](cs), vk: vk}
+	good := &cubeOuter{Proof: pv, Y: emulated.ValueOf[innerFr](27), vk: vk}
+	if err := test.IsSolved(circuit, good, outerCurve.ScalarField()); err != nil {
+		t.Fatalf("in-circuit verification of a ceremony-key proof failed: %v", err)
+	}
+	bad := &cubeOuter{Proof: pv, Y: emulated.ValueOf[innerFr](28), vk: vk}
+	if err := test.IsSolved(circuit, bad, outerCurve.ScalarField()); err == nil {
+		t.Fatal("in-circuit verification accepted a proof for another public input")
 	}
 }
