@@ -35,7 +35,8 @@ type batchCoord struct {
 	claimed   bool
 	jobs      map[string]pouw.ProofJob
 	blobs     map[pouw.Hash][]byte
-	jobErr    error // returned by Job when set
+	jobErr    error               // returned by Job when set
+	blobErr   map[pouw.Hash]error // returned by DownloadBlob for these keys
 	submitted [][]byte
 	failed    []string
 	released  []string
@@ -79,7 +80,11 @@ func (c *batchCoord) Release(_ context.Context, id, token, reason string) (pouw.
 func (c *batchCoord) DownloadBlob(_ context.Context, h pouw.Hash, w io.Writer) (int64, error) {
 	c.mu.Lock()
 	b, ok := c.blobs[h]
+	berr := c.blobErr[h]
 	c.mu.Unlock()
+	if berr != nil {
+		return 0, berr
+	}
 	if !ok {
 		return 0, fmt.Errorf("%w: blob %s", client.ErrNotFound, h)
 	}
@@ -331,21 +336,36 @@ func TestAggregationJobWithABrokenBatchFailsAndSubmitsNothing(t *testing.T) {
 }
 
 func TestAggregationJobIsReleasedWhenTheCoordinatorCannotServeItsChildren(t *testing.T) {
-	c := newBatchCoord(t, "aggregate", plainChildren(t))
-	c.jobErr = fmt.Errorf("%w: 503 store unavailable", client.ErrUnavailable)
-	ra := &recordingAggregator{}
-	reg, err := backends.NewRegistry(ra)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := runBatch(t, c, reg, nil)
-	if r.Outcome != agent.OutcomeReleased || !strings.Contains(r.Reason, "could not serve") {
-		t.Errorf("outcome %s (%s), want released", r.Outcome, r.Reason)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.released) != 1 || len(c.failed) != 0 || len(c.submitted) != 0 {
-		t.Errorf("released %q, failed %q, submitted %d; want one release (no attempt counted)", c.released, c.failed, len(c.submitted))
+	for name, mutate := range map[string]func(c *batchCoord){
+		"job detail unavailable": func(c *batchCoord) {
+			c.jobErr = fmt.Errorf("%w: 503 store unavailable", client.ErrUnavailable)
+		},
+		"token refused meanwhile": func(c *batchCoord) {
+			c.jobErr = fmt.Errorf("%w: token revoked", client.ErrUnauthorized)
+		},
+		"proof download broken off": func(c *batchCoord) {
+			ref, _ := pouw.ParseHash(c.jobs[c.lease.Job.DependsOn[1]].ProofRef)
+			c.blobErr = map[pouw.Hash]error{ref: errors.New("connection reset by peer")}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newBatchCoord(t, "aggregate", plainChildren(t))
+			mutate(c)
+			ra := &recordingAggregator{}
+			reg, err := backends.NewRegistry(ra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := runBatch(t, c, reg, nil)
+			if r.Outcome != agent.OutcomeReleased || !strings.Contains(r.Reason, "could not serve") {
+				t.Errorf("outcome %s (%s), want released", r.Outcome, r.Reason)
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if len(c.released) != 1 || len(c.failed) != 0 || len(c.submitted) != 0 || ra.calls != 0 {
+				t.Errorf("released %q, failed %q, submitted %d, aggregated %d times; want one release (no attempt counted)", c.released, c.failed, len(c.submitted), ra.calls)
+			}
+		})
 	}
 }
 
