@@ -102,17 +102,20 @@ type SecurityReporter interface {
 // Aggregator is implemented by backends that prove a batch (an aggregation
 // job of the batch DAG): one proof over the proofs of k completed child jobs,
 // verified against the children's statements in batch order. A child's
-// statement is bound to the prover that completed it.
+// statement is bound to the prover that completed it. The batch statement
+// binds the aggregate proof itself, as every proof is bound to its job: its
+// TraceHash is the batch manifest's hash, JobID the aggregation job and
+// ProverID the prover that aggregates; it has no Header.
 type Aggregator interface {
 	Backend
 	// Aggregate verifies every child proof against its statement and proves
-	// one aggregate proof over them, in order. An invalid child proof is an
-	// error wrapping ErrProofRejected.
-	Aggregate(ctx context.Context, children []Statement, proofs [][]byte) ([]byte, error)
-	// VerifyAggregate checks an aggregate proof against the children's
-	// statements in order: nil only for a valid proof, else an error
-	// wrapping ErrInvalidProof or ErrProofRejected.
-	VerifyAggregate(ctx context.Context, children []Statement, proof []byte) error
+	// one aggregate proof over them, in order, bound to batch. An invalid
+	// child proof is an error wrapping ErrProofRejected.
+	Aggregate(ctx context.Context, batch Statement, children []Statement, proofs [][]byte) ([]byte, error)
+	// VerifyAggregate checks an aggregate proof against batch and the
+	// children's statements in order: nil only for a valid proof, else an
+	// error wrapping ErrInvalidProof or ErrProofRejected.
+	VerifyAggregate(ctx context.Context, batch Statement, children []Statement, proof []byte) error
 }
 
 // Serves reports whether b proves jobs of tier t.

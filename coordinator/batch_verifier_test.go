@@ -155,7 +155,8 @@ func newBatchWorld(t *testing.T) *batchWorld {
 	}
 	w.childProofs = proofs
 	t0 := time.Now()
-	if w.aggProof, err = ab.Aggregate(ctx, sts, proofs); err != nil {
+	batch := backends.Statement{TraceHash: l.Job.TraceHash, JobID: l.Job.JobID, ProverID: l.Job.ProverID}
+	if w.aggProof, err = ab.Aggregate(ctx, batch, sts, proofs); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("aggregate proof of k=2: %v", time.Since(t0).Round(time.Millisecond))
@@ -283,10 +284,13 @@ func (w *batchWorld) testBoundToTheBatch(t *testing.T) {
 		v           coordinator.BackendVerifier
 		job         pouw.ProofJob
 		proof       []byte
+		prover      string // submitting prover; "" is prover-a, who proved it
 		unavailable bool   // ErrVerifierUnavailable, else a rejection
 		says        string // in the error
 	}{
 		{name: "swapped child order", v: v, job: swapped.Aggregation},
+		{name: "submitted by another prover", v: v, job: w.agg, prover: "prover-b"},
+		{name: "another aggregation job of the same batch", v: v, job: job(func(j *pouw.ProofJob) { j.JobID = pouw.JobID(j.IntentID, j.TraceHash, j.Tier, j.CreatedSeq+1) })},
 		{name: "a child bound to another prover", v: coordinator.BackendVerifier{Registry: w.reg, Blobs: w.c.Blobs,
 			Jobs: rebind{JobReader: w.c.Store, id: ids[1], change: func(j *pouw.ProofJob) { j.ProverID = "mallory" }}}, job: w.agg},
 		{name: "a child not completed (store record)", v: coordinator.BackendVerifier{Registry: w.reg, Blobs: w.c.Blobs,
@@ -318,7 +322,11 @@ func (w *batchWorld) testBoundToTheBatch(t *testing.T) {
 			if proof == nil {
 				proof = w.aggProof
 			}
-			err := tc.v.Verify(ctx, tc.job, "prover-a", proof)
+			prover := tc.prover
+			if prover == "" {
+				prover = "prover-a"
+			}
+			err := tc.v.Verify(ctx, tc.job, prover, proof)
 			switch {
 			case err == nil:
 				t.Fatal("accepted")

@@ -71,7 +71,7 @@ func (v BackendVerifier) Verify(ctx context.Context, job pouw.ProofJob, proverID
 		return fmt.Errorf("%w: reading trace %s: %v", api.ErrVerifierUnavailable, job.TraceHash, err)
 	}
 	if pouw.IsManifest(head) {
-		return v.verifyBatch(ctx, b, job, br, proof)
+		return v.verifyBatch(ctx, b, job, proverID, br, proof)
 	}
 	h, err := decodeHeader(br, job.TraceHash)
 	if err != nil {
@@ -109,8 +109,10 @@ func unavailableIfCut(err error) error {
 }
 
 // verifyBatch verifies the proof of an aggregation job whose trace blob is
-// the batch manifest read from r.
-func (v BackendVerifier) verifyBatch(ctx context.Context, b backends.Backend, job pouw.ProofJob, r io.Reader, proof []byte) error {
+// the batch manifest read from r: against the children's statements and
+// the batch's own (manifest hash, job, submitting prover), so an aggregate
+// proof taken from another job or prover is worthless.
+func (v BackendVerifier) verifyBatch(ctx context.Context, b backends.Backend, job pouw.ProofJob, proverID string, r io.Reader, proof []byte) error {
 	agg, ok := b.(backends.Aggregator)
 	if !ok {
 		return fmt.Errorf("the job is a batch but backend %q does not aggregate proofs, so it cannot verify one", job.Backend)
@@ -142,7 +144,8 @@ func (v BackendVerifier) verifyBatch(ctx context.Context, b backends.Backend, jo
 		}
 		sts[i] = st
 	}
-	return unavailableIfCut(agg.VerifyAggregate(ctx, sts, proof))
+	batch := backends.Statement{TraceHash: job.TraceHash, JobID: job.JobID, ProverID: proverID}
+	return unavailableIfCut(agg.VerifyAggregate(ctx, batch, sts, proof))
 }
 
 // childStatement is the statement a completed child proved: its trace's

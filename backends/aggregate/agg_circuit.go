@@ -20,9 +20,13 @@ type (
 
 // aggCircuit verifies K intent proofs made with one intent key, which is
 // part of the circuit (a constant), and exposes one public input: the MiMC
-// commitment (over BW6-761's scalar field) to the K intent digests in order.
+// commitment (over BW6-761's scalar field) to the batch binding and the K
+// intent digests in order.
 type aggCircuit struct {
 	Commitment frontend.Variable `gnark:",public"`
+	// Bind is batchBind of the aggregation's job: private, and bound
+	// because the public commitment hashes it.
+	Bind frontend.Variable
 
 	Proofs  []innerProof
 	Digests []emulated.Element[innerFr]
@@ -61,7 +65,7 @@ func (c *aggCircuit) Define(api frontend.API) error {
 	if err != nil {
 		return err
 	}
-	h.Write(batchTag, paramsTag(p))
+	h.Write(batchTag, paramsTag(p), c.Bind)
 	for i := range p.K {
 		w := stdgroth16.Witness[innerFr]{Public: []emulated.Element[innerFr]{c.Digests[i]}}
 		// Proof points are checked to lie in their subgroups: the native

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	fr377 "github.com/consensys/gnark-crypto/ecc/bls12-377/fr"
+	fr761 "github.com/consensys/gnark-crypto/ecc/bw6-761/fr"
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/std/algebra/native/sw_bls12377"
@@ -162,10 +163,11 @@ func verifyIntent(ks *Keys, proof groth16.Proof, d fr377.Element) error {
 	return nil
 }
 
-func aggAssignment(ks *Keys, proofs []groth16.Proof, digests []fr377.Element) (*aggCircuit, error) {
+func aggAssignment(ks *Keys, bind fr761.Element, proofs []groth16.Proof, digests []fr377.Element) (*aggCircuit, error) {
 	p := ks.Params
 	c := &aggCircuit{
-		Commitment: batchCommitment(p, digests),
+		Commitment: batchCommitment(p, bind, digests),
+		Bind:       bind,
 		Proofs:     make([]innerProof, p.K),
 		Digests:    make([]emulated.Element[innerFr], p.K),
 		params:     p,
@@ -180,13 +182,14 @@ func aggAssignment(ks *Keys, proofs []groth16.Proof, digests []fr377.Element) (*
 	return c, nil
 }
 
-// aggregate proves the aggregation circuit over k intent proofs.
-func (b *Backend) aggregate(ctx context.Context, ks *Keys, proofs []groth16.Proof, digests []fr377.Element) (groth16.Proof, error) {
+// aggregate proves the aggregation circuit over k intent proofs for the
+// batch whose statement binds it.
+func (b *Backend) aggregate(ctx context.Context, ks *Keys, batch backends.Statement, proofs []groth16.Proof, digests []fr377.Element) (groth16.Proof, error) {
 	pk, err := ks.proving()
 	if err != nil {
 		return nil, err
 	}
-	a, err := aggAssignment(ks, proofs, digests)
+	a, err := aggAssignment(ks, batchBind(batch), proofs, digests)
 	if err != nil {
 		return nil, err
 	}
@@ -197,13 +200,13 @@ func (b *Backend) aggregate(ctx context.Context, ks *Keys, proofs []groth16.Proo
 	return run(ctx, func() (groth16.Proof, error) { return b.accel.prove(pk.aggCS, pk.aggPK, w) })
 }
 
-func verifyAggregate(ks *Keys, proof groth16.Proof, digests []fr377.Element) error {
+func verifyAggregate(ks *Keys, batch backends.Statement, proof groth16.Proof, digests []fr377.Element) error {
 	p := ks.Params
 	if len(digests) != p.K {
 		return fmt.Errorf("%w: %d statements for keys of k=%d", backends.ErrProofRejected, len(digests), p.K)
 	}
 	c := &aggCircuit{
-		Commitment: batchCommitment(p, digests),
+		Commitment: batchCommitment(p, batchBind(batch), digests),
 		Proofs:     make([]innerProof, p.K),
 		Digests:    make([]emulated.Element[innerFr], p.K),
 	}
@@ -279,7 +282,7 @@ func (b *Backend) Prove(ctx context.Context, t *trace.Trace, st backends.Stateme
 				return nil, err
 			}
 		}
-		proof, err := b.aggregate(ctx, ks, proofs, ds)
+		proof, err := b.aggregate(ctx, ks, st, proofs, ds)
 		if err != nil {
 			return nil, err
 		}
@@ -320,14 +323,15 @@ func (b *Backend) Verify(ctx context.Context, st backends.Statement, proof []byt
 	if e.kind == kindIntent {
 		return verifyIntent(ks, e.proof, ds[0])
 	}
-	return verifyAggregate(ks, e.proof, ds)
+	return verifyAggregate(ks, st, e.proof, ds)
 }
 
 // Aggregate proves one aggregate proof over the intent proofs of k Macro
-// jobs, in the given order (the batch DAG's aggregation job). Every child
-// proof is verified first and must have been made with the intent key of the
-// key set that aggregates it.
-func (b *Backend) Aggregate(ctx context.Context, children []backends.Statement, proofs [][]byte) ([]byte, error) {
+// jobs, in the given order (the batch DAG's aggregation job), bound to the
+// batch's statement (the manifest's hash, the aggregation job and its
+// prover). Every child proof is verified first and must have been made with
+// the intent key of the key set that aggregates it.
+func (b *Backend) Aggregate(ctx context.Context, batch backends.Statement, children []backends.Statement, proofs [][]byte) ([]byte, error) {
 	if len(children) != len(proofs) {
 		return nil, fmt.Errorf("aggregate: %d statements and %d proofs", len(children), len(proofs))
 	}
@@ -358,16 +362,16 @@ func (b *Backend) Aggregate(ctx context.Context, children []backends.Statement, 
 		}
 		gp[i] = e.proof
 	}
-	proof, err := b.aggregate(ctx, ks, gp, ds)
+	proof, err := b.aggregate(ctx, ks, batch, gp, ds)
 	if err != nil {
 		return nil, err
 	}
 	return encodeProof(kindAggr, ks.AggKeyID, proof)
 }
 
-// VerifyAggregate checks an aggregate proof against the statements of its k
-// Macro children, in order.
-func (b *Backend) VerifyAggregate(ctx context.Context, children []backends.Statement, proof []byte) error {
+// VerifyAggregate checks an aggregate proof against the batch's statement
+// and the statements of its k Macro children, in order.
+func (b *Backend) VerifyAggregate(ctx context.Context, batch backends.Statement, children []backends.Statement, proof []byte) error {
 	e, err := decodeProof(proof)
 	if err != nil {
 		return err
@@ -390,7 +394,7 @@ func (b *Backend) VerifyAggregate(ctx context.Context, children []backends.State
 	if err != nil {
 		return err
 	}
-	return verifyAggregate(ks, e.proof, ds)
+	return verifyAggregate(ks, batch, e.proof, ds)
 }
 
 func (b *Backend) childStatements(children []backends.Statement) ([]intentStatement, error) {

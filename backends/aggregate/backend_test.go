@@ -43,6 +43,12 @@ func TestIntentProofVerifiesAndIsBoundToItsStatement(t *testing.T) {
 	}
 }
 
+// batchStatement is the statement of an aggregation job: its manifest's
+// hash, job and aggregating prover.
+func batchStatement(job, prover string) backends.Statement {
+	return backends.Statement{TraceHash: pouw.Hash{0xba, 0x7c}, JobID: job, ProverID: prover}
+}
+
 func proveMacro(t *testing.T, b *Backend, tr *trace.Trace, job string) (backends.Statement, []byte) {
 	t.Helper()
 	st := macroStatement(t, tr, job, "prover-1")
@@ -61,12 +67,13 @@ func TestAggregateProofVerifiesAndRejectsForgedBatches(t *testing.T) {
 	stB, pB := proveMacro(t, b, execute(t, mixSrc, 5, 1), "job-b")
 	stC, pC := proveMacro(t, b, execute(t, fibSrc, 3), "job-c")
 
-	agg, err := b.Aggregate(ctx, []backends.Statement{stA, stB}, [][]byte{pA, pB})
+	batch := batchStatement("agg-job", "aggregator")
+	agg, err := b.Aggregate(ctx, batch, []backends.Statement{stA, stB}, [][]byte{pA, pB})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("aggregate proof (k=2): %d bytes", len(agg))
-	if err := b.VerifyAggregate(ctx, []backends.Statement{stA, stB}, agg); err != nil {
+	if err := b.VerifyAggregate(ctx, batch, []backends.Statement{stA, stB}, agg); err != nil {
 		t.Fatalf("valid aggregate rejected: %v", err)
 	}
 
@@ -77,7 +84,19 @@ func TestAggregateProofVerifiesAndRejectsForgedBatches(t *testing.T) {
 			"other statement": {stA, stC},
 			"too few":         {stA},
 		} {
-			if err := b.VerifyAggregate(ctx, sts, agg); !errors.Is(err, backends.ErrProofRejected) {
+			if err := b.VerifyAggregate(ctx, batch, sts, agg); !errors.Is(err, backends.ErrProofRejected) {
+				t.Errorf("%s: got %v, want ErrProofRejected", name, err)
+			}
+		}
+		// The aggregate proof is bound to its own job and prover too.
+		other := batch
+		other.TraceHash[0] ^= 1
+		for name, bs := range map[string]backends.Statement{
+			"another aggregation job": batchStatement("agg-job-2", "aggregator"),
+			"another aggregator":      batchStatement("agg-job", "thief"),
+			"another manifest":        other,
+		} {
+			if err := b.VerifyAggregate(ctx, bs, []backends.Statement{stA, stB}, agg); !errors.Is(err, backends.ErrProofRejected) {
 				t.Errorf("%s: got %v, want ErrProofRejected", name, err)
 			}
 		}
@@ -98,7 +117,7 @@ func TestAggregateProofVerifiesAndRejectsForgedBatches(t *testing.T) {
 			"duplicated child":           {[]backends.Statement{stA, stA}, [][]byte{pA, pA}},
 			"mismatched key":             {[]backends.Statement{stA, stB}, [][]byte{relabelled, pB}},
 		} {
-			if _, err := b.Aggregate(ctx, c.sts, c.proofs); !errors.Is(err, backends.ErrProofRejected) && !errors.Is(err, backends.ErrInvalidProof) {
+			if _, err := b.Aggregate(ctx, batch, c.sts, c.proofs); !errors.Is(err, backends.ErrProofRejected) && !errors.Is(err, backends.ErrInvalidProof) {
 				t.Errorf("%s: got %v, want a rejection", name, err)
 			}
 		}
@@ -132,7 +151,7 @@ func TestAggregateProofVerifiesAndRejectsForgedBatches(t *testing.T) {
 			"child of another statement": {[]groth16.Proof{g(pA), g(pC)}, []fr377.Element{ds[0], ds[1]}},
 			"tampered child":             {[]groth16.Proof{g(pA), swapped}, []fr377.Element{ds[0], ds[1]}},
 		} {
-			_, err := b.aggregate(ctx, ks, c.proofs, c.digests)
+			_, err := b.aggregate(ctx, ks, batch, c.proofs, c.digests)
 			if err == nil || !strings.Contains(err.Error(), "constraint") {
 				t.Errorf("%s: want an unsatisfied constraint, got %v", name, err)
 			}

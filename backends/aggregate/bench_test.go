@@ -109,11 +109,12 @@ func BenchmarkAggregate(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			batch := batchStatement("bench-agg", "bench")
 			var agg []byte
 			b.ResetTimer()
 			c0 := cpuSeconds()
 			for range b.N {
-				if agg, err = be.Aggregate(context.Background(), sts, proofs); err != nil {
+				if agg, err = be.Aggregate(context.Background(), batch, sts, proofs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -123,7 +124,7 @@ func BenchmarkAggregate(b *testing.B) {
 			b.ReportMetric(float64(be.keys[0].AggConstraints), "constraints")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e9/float64(k), "s/child")
 			t0 := time.Now()
-			if err := be.VerifyAggregate(context.Background(), sts, agg); err != nil {
+			if err := be.VerifyAggregate(context.Background(), batch, sts, agg); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "verify_ms")

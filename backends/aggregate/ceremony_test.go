@@ -546,14 +546,14 @@ func TestCeremonyEndToEnd(t *testing.T) {
 		}
 	}
 	step("aggregate k=2", func() {
-		if agg, err = b.Aggregate(ctx, []backends.Statement{stA, stB}, [][]byte{pA, pB}); err != nil {
+		if agg, err = b.Aggregate(ctx, batchStatement("agg", "p"), []backends.Statement{stA, stB}, [][]byte{pA, pB}); err != nil {
 			t.Fatal(err)
 		}
 	})
-	if err := b.VerifyAggregate(ctx, []backends.Statement{stA, stB}, agg); err != nil {
+	if err := b.VerifyAggregate(ctx, batchStatement("agg", "p"), []backends.Statement{stA, stB}, agg); err != nil {
 		t.Fatalf("aggregate proof with ceremony keys rejected: %v", err)
 	}
-	if err := b.VerifyAggregate(ctx, []backends.Statement{stB, stA}, agg); !errors.Is(err, backends.ErrProofRejected) {
+	if err := b.VerifyAggregate(ctx, batchStatement("agg", "p"), []backends.Statement{stB, stA}, agg); !errors.Is(err, backends.ErrProofRejected) {
 		t.Fatalf("reordered batch: got %v, want ErrProofRejected", err)
 	}
 }

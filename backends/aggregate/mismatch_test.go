@@ -97,7 +97,7 @@ func TestProofsOfAnotherKeyAreRefused(t *testing.T) {
 	}
 	stB, pB := proveMacro(t, b, execute(t, fibSrc, 2), "job-y")
 	for name, p := range map[string][]byte{"foreign": foreign, "disguised": disguised} {
-		if _, err := b.Aggregate(ctx, []backends.Statement{st, stB}, [][]byte{p, pB}); !errors.Is(err, backends.ErrProofRejected) {
+		if _, err := b.Aggregate(ctx, batchStatement("agg", "p"), []backends.Statement{st, stB}, [][]byte{p, pB}); !errors.Is(err, backends.ErrProofRejected) {
 			t.Errorf("aggregating a %s child: got %v", name, err)
 		}
 	}
@@ -109,7 +109,7 @@ func TestProofsOfAnotherKeyAreRefused(t *testing.T) {
 	}
 	ssB, _ := intentStatements(stB)
 	dB, _ := ssB[0].digest(ks.Params)
-	if _, err := b.aggregate(ctx, ks, []groth16.Proof{gp, eB.proof}, []fr377.Element{d, dB}); err == nil || !strings.Contains(err.Error(), "constraint") {
+	if _, err := b.aggregate(ctx, ks, batchStatement("agg", "p"), []groth16.Proof{gp, eB.proof}, []fr377.Element{d, dB}); err == nil || !strings.Contains(err.Error(), "constraint") {
 		t.Errorf("aggregation circuit with another key's child: got %v", err)
 	}
 }

@@ -137,14 +137,16 @@ func (s *intentStatement) digest(p Params) (fr377.Element, error) {
 }
 
 // batchCommitment is the aggregate proof's public input: MiMC over BW6-761's
-// scalar field of the tag, the parameters and the k intent digests in order.
-func batchCommitment(p Params, digests []fr377.Element) fr761.Element {
+// scalar field of the tag, the parameters, the batch binding (batchBind) and
+// the k intent digests in order.
+func batchCommitment(p Params, bind fr761.Element, digests []fr377.Element) fr761.Element {
 	h := mimc761.NewFieldHasher()
 	var x fr761.Element
 	x.SetBigInt(batchTag)
 	h.WriteElement(x)
 	x.SetBigInt(paramsTag(p))
 	h.WriteElement(x)
+	h.WriteElement(bind)
 	for i := range digests {
 		var d big.Int
 		digests[i].BigInt(&d)
@@ -152,6 +154,29 @@ func batchCommitment(p Params, digests []fr377.Element) fr761.Element {
 		h.WriteElement(x)
 	}
 	return h.SumElement()
+}
+
+// batchBind binds an aggregate proof to the job it answers, as every proof
+// is (ARCHITECTURE.md, Proof statement): BLAKE3 of the batch's trace hash
+// (the manifest's, or the Full trace's), its job and its prover, cut to 248
+// bits so it is a canonical field element. The children's statements are
+// bound through their digests; this binds the aggregation itself, so an
+// aggregate proof taken from another job or prover is worthless.
+func batchBind(batch backends.Statement) fr761.Element {
+	h := blake3.New()
+	_, _ = h.Write([]byte("pouw-aggregate-batch-bind-v1"))
+	_, _ = h.Write(batch.TraceHash[:])
+	var b [4]byte
+	for _, s := range []string{batch.JobID, batch.ProverID} {
+		binary.LittleEndian.PutUint32(b[:], uint32(len(s)))
+		_, _ = h.Write(b[:])
+		_, _ = h.Write([]byte(s))
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	var e fr761.Element
+	e.SetBytes(sum[:31])
+	return e
 }
 
 // bindElement binds the parts of the statement the circuit does not compute
