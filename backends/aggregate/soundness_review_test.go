@@ -44,6 +44,9 @@ const (
 	siteSteps      = "api.AssertIsEqual(api.Add(halts, c.Steps), S+1)"
 	siteLastHalt   = "api.AssertIsEqual(fHALT, 1)"
 	siteLimbs      = "api.AssertIsEqual(limbsOf(api, limbs), v)"
+	siteFlagBool   = "api.AssertIsBoolean(x)"
+	siteHaltBool   = "api.AssertIsBoolean(fHALT)"
+	siteMaskBool   = "api.AssertIsBoolean(c.OutMask[i])"
 	identityProg   = 0
 	identityMemory = 1
 	identityRange  = 2
@@ -174,6 +177,10 @@ type forgeRow struct {
 	rd, ra, rb *big.Int
 	imm        *big.Int
 	va, vb, vd *big.Int
+	// flags overrides the one-hot flags F[0..9] of op (f_halt = 1 − ΣF):
+	// op then only names the default instruction; the word the row
+	// presents is Σ o·F[o] + 10·f_halt + 16·rd + 256·ra + 4096·rb.
+	flags []*big.Int
 	// staleA: the ra read returns ra's start value and names time 0,
 	// ignoring later writes.
 	staleA bool
@@ -240,7 +247,7 @@ func forge(t *testing.T, p Params, prog *trace.Program, stmtStart [trace.NumRegs
 		return c
 	}
 	pc := new(big.Int)
-	halts := 0
+	halts := new(big.Int)
 	for i := range S {
 		var r forgeRow
 		if pc.IsInt64() && pc.Int64() < int64(len(prog.Instrs)) {
@@ -253,11 +260,20 @@ func forge(t *testing.T, p Params, prog *trace.Program, stmtStart [trace.NumRegs
 			tamper(i, new(big.Int).Set(pc), &r)
 		}
 		w := &a.Rows[i]
-		for o := range w.F {
-			w.F[o] = 0
+		F := make([]*big.Int, nbFlags-1)
+		for o := range F {
+			F[o] = new(big.Int)
 			if trace.Opcode(o) == r.op {
-				w.F[o] = 1
+				F[o].SetInt64(1)
 			}
+			if r.flags != nil {
+				F[o] = r.flags[o]
+			}
+			w.F[o] = new(big.Int).Mod(F[o], rField)
+		}
+		fHALT := bi(1)
+		for _, x := range F {
+			fHALT.Sub(fHALT, x)
 		}
 		w.Rd, w.Ra, w.Rb, w.Imm = r.rd, r.ra, r.rb, r.imm
 		// Memory: read ra (3i+1), read rb (3i+2), write rd (3i+3).
@@ -279,24 +295,24 @@ func forge(t *testing.T, p Params, prog *trace.Program, stmtStart [trace.NumRegs
 		va := access(0, r.ra, r.va, r.staleA)
 		vb := access(1, r.rb, r.vb, false)
 		w.Va, w.Vb = va, vb
-		// t = va·Y + Z as the circuit forms it.
-		y := vb
-		switch r.op {
-		case trace.OpADDI, trace.OpMULI, trace.OpLI:
-			y = r.imm
+		// t = va·Y + Z exactly as the circuit forms it from the flags.
+		add := func(xs ...*big.Int) *big.Int {
+			acc := new(big.Int)
+			for _, x := range xs {
+				acc.Add(acc, x)
+			}
+			return acc
 		}
-		tv := new(big.Int)
-		switch r.op {
-		case trace.OpMUL, trace.OpMULI:
-			tv.Mul(va, y)
-		case trace.OpADD, trace.OpADDI:
-			tv.Add(va, y)
-		case trace.OpSUB:
-			tv.Add(va, bigP).Sub(tv, y)
-		case trace.OpLI:
-			tv.Set(y)
-		default:
-			tv.Set(va)
+		mul := func(x, y *big.Int) *big.Int { return new(big.Int).Mul(x, y) }
+		fADD, fSUB, fMUL, fADDI, fMULI := F[trace.OpADD], F[trace.OpSUB], F[trace.OpMUL], F[trace.OpADDI], F[trace.OpMULI]
+		fLI, fJMP, fJZ, fJNZ := F[trace.OpLI], F[trace.OpJMP], F[trace.OpJZ], F[trace.OpJNZ]
+		fM := add(fMUL, fMULI)
+		y := add(vb, mul(add(fADDI, fMULI, fLI), new(big.Int).Sub(r.imm, vb)))
+		bigY := add(mul(fM, y), bi(1), new(big.Int).Neg(fM), new(big.Int).Neg(fLI))
+		z := add(mul(new(big.Int).Sub(add(fADD, fADDI, fLI), fSUB), y), mul(fSUB, bigP))
+		tv := add(mul(va, bigY), z)
+		if tv.Sign() < 0 {
+			t.Fatalf("row %d: t < 0 (an attack for another check)", i)
 		}
 		vd := r.vd
 		if vd == nil {
@@ -311,26 +327,20 @@ func forge(t *testing.T, p Params, prog *trace.Program, stmtStart [trace.NumRegs
 		c.t, c.v = at, vd
 
 		// Next pc, by the circuit's formula.
-		isz := new(big.Int).Mod(va, rField).Sign() == 0
-		var taken bool
-		switch r.op {
-		case trace.OpJMP:
-			taken = true
-		case trace.OpJZ:
-			taken = isz
-		case trace.OpJNZ:
-			taken = !isz
+		isz := bi(0)
+		if new(big.Int).Mod(va, rField).Sign() == 0 {
+			isz = bi(1)
 		}
-		switch {
-		case r.op == trace.OpHALT:
-			halts++
-		case taken:
-			pc = new(big.Int).Set(r.imm)
-		default:
-			pc = new(big.Int).Add(pc, bi(1))
-		}
+		taken := add(fJMP, fJNZ, mul(new(big.Int).Sub(fJZ, fJNZ), isz))
+		pc = add(pc, new(big.Int).Sub(bi(1), fHALT), mul(taken, new(big.Int).Sub(new(big.Int).Sub(r.imm, pc), bi(1))))
+		pc.Mod(pc, rField)
+		halts.Add(halts, fHALT)
 	}
-	st := intentStatement{prog: prog, start: stmtStart, steps: uint64(S + 1 - halts)}
+	steps := new(big.Int).Sub(bi(int64(S+1)), halts)
+	if !steps.IsUint64() {
+		t.Fatalf("forged step count %v", steps)
+	}
+	st := intentStatement{prog: prog, start: stmtStart, steps: steps.Uint64()}
 	st.bind.SetUint64(0x5eed)
 	a.Bind = st.bind
 	for a2 := range trace.NumRegs {
@@ -473,6 +483,14 @@ const sumSrc = `
 .inputs 2
 .outputs r2
         ADD  r2, r0, r1
+        HALT
+`
+
+// out3Src: r3 = r0, the only output; r2 stays 0.
+const out3Src = `
+.inputs 1
+.outputs r3
+        MOV  r3, r0
         HALT
 `
 
@@ -803,6 +821,92 @@ func attacks() []attack {
 			stopped:    ablation{siteIdentity, identityProg},
 			falseClaim: differsFromVM(liSrc, 7),
 		},
+		{
+			name: "non-boolean flags (ADDI = 2, ADD = −1) present the LI word and compute 2·imm",
+			build: func(t *testing.T, p Params) *forgery {
+				s, w := startOf(7)
+				return forge(t, p, mustProg(t, liSrc), s, w, func(i int, pc *big.Int, r *forgeRow) {
+					if i == 0 { // LI r1, 5 with va = vb = r0: t = va + 2·imm − vb = 10
+						r.flags = make([]*big.Int, nbFlags-1)
+						for o := range r.flags {
+							r.flags[o] = bi(0)
+						}
+						r.flags[trace.OpADDI], r.flags[trace.OpADD] = bi(2), bi(-1)
+					}
+				})
+			},
+			stopped:    ablation{siteFlagBool, -1},
+			falseClaim: differsFromVM(liSrc, 7),
+		},
+		{
+			name: "two flags (JMP + ADDI) with f_halt = −1 present the ADD word",
+			build: func(t *testing.T, p Params) *forgery {
+				s, w := startOf(3, 4)
+				return forge(t, p, mustProg(t, addSrc), s, w, func(i int, pc *big.Int, r *forgeRow) {
+					if i == 0 { // op = 7 + 3 − 10 = 0: r2 ← r0, jump to imm + … = 1, one step more
+						r.flags = make([]*big.Int, nbFlags-1)
+						for o := range r.flags {
+							r.flags[o] = bi(0)
+						}
+						r.flags[trace.OpJMP], r.flags[trace.OpADDI] = bi(1), bi(1)
+					}
+				})
+			},
+			stopped:    ablation{siteHaltBool, -1},
+			falseClaim: differsFromVM(addSrc, 3, 4),
+		},
+		{
+			name: "early HALT (HALT flags at the MUL)",
+			build: func(t *testing.T, p Params) *forgery {
+				s, w := startOf(3, 4)
+				return forge(t, p, mustProg(t, addSrc), s, w, func(i int, pc *big.Int, r *forgeRow) {
+					if i >= 1 {
+						r.op, r.rd, r.ra, r.rb, r.imm = trace.OpHALT, bi(0), bi(0), bi(0), bi(0)
+					}
+				})
+			},
+			stopped:    ablation{siteIdentity, identityProg},
+			falseClaim: differsFromVM(addSrc, 3, 4),
+		},
+		{
+			name: "JZ executed as JNZ",
+			build: func(t *testing.T, p Params) *forgery {
+				s, w := startOf(0, 9)
+				return forge(t, p, mustProg(t, zeroSrc), s, w, func(i int, pc *big.Int, r *forgeRow) {
+					if i == 1 {
+						r.op = trace.OpJNZ
+					}
+				})
+			},
+			stopped:    ablation{siteIdentity, identityProg},
+			falseClaim: differsFromVM(zeroSrc, 0, 9),
+		},
+		{
+			name: "a padding row after the first HALT executes LI r2, 9",
+			build: func(t *testing.T, p Params) *forgery {
+				s, w := startOf(3, 4)
+				return forge(t, p, mustProg(t, addSrc), s, w, func(i int, pc *big.Int, r *forgeRow) {
+					if i == 3 {
+						r.op, r.rd, r.ra, r.rb, r.imm = trace.OpLI, bi(2), bi(0), bi(0), bi(9)
+					}
+				})
+			},
+			stopped:    ablation{siteIdentity, identityProg},
+			falseClaim: differsFromVM(addSrc, 3, 4),
+		},
+		{
+			name: "output mask bit 3 given as OutMask[2] = 2 (r3 unconstrained)",
+			build: func(t *testing.T, p Params) *forgery {
+				s, w := startOf(5)
+				f := forge(t, p, mustProg(t, out3Src), s, w, nil)
+				f.st.out[3] = 999
+				f.seal(t)
+				f.a.OutMask[2], f.a.OutMask[3] = 2, 0
+				return f
+			},
+			stopped:    ablation{siteMaskBool, -1},
+			falseClaim: differsFromVM(out3Src, 5),
+		},
 	}
 }
 
@@ -832,6 +936,16 @@ func TestSoundnessReviewAttacks(t *testing.T) {
 			}
 			if hits == 0 {
 				t.Fatalf("assertion %q not found in intent_circuit.go", at.stopped.site)
+			}
+			// Specificity: removing some other check does not let it
+			// through (the forgery is not simply broken everywhere).
+			other := ablation{siteIdentity, identityProg}
+			if at.stopped == other {
+				other = ablation{siteIdentity, identityMemory}
+			}
+			c = &ablatedCircuit{C: *newIntentCircuit(p), drop: other, hits: &hits}
+			if err := test.IsSolved(c, &ablatedCircuit{C: *f.a}, field, at.opts...); err == nil {
+				t.Fatalf("the forgery solves without the %v, which should not matter to it", other)
 			}
 		})
 	}
