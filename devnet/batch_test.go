@@ -160,11 +160,17 @@ func TestBatchThroughTheAPIEndsAsOneVerifiedAggregateProof(t *testing.T) {
 		children = append(children, backends.Statement{Header: &tr.Header, TraceHash: ch.TraceHash, JobID: ch.JobID, ProverID: ch.ProverID})
 	}
 	proof := download(t, admin, done.ProofRef)
-	if err := agg.VerifyAggregate(ctx, children, proof); err != nil {
+	batch := backends.Statement{TraceHash: done.TraceHash, JobID: done.JobID, ProverID: done.ProverID}
+	if err := agg.VerifyAggregate(ctx, batch, children, proof); err != nil {
 		t.Fatalf("the stored aggregate proof does not verify: %v", err)
 	}
+	thief := batch
+	thief.ProverID = "another-farm"
+	if err := agg.VerifyAggregate(ctx, thief, children, proof); err == nil {
+		t.Fatal("the aggregate proof verifies for another prover")
+	}
 	slices.Reverse(children)
-	if err := agg.VerifyAggregate(ctx, children, proof); err == nil {
+	if err := agg.VerifyAggregate(ctx, batch, children, proof); err == nil {
 		t.Fatal("the aggregate proof verifies for the children in the other order")
 	}
 
