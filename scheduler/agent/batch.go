@@ -74,11 +74,14 @@ func (a *Agent) proveBatch(jobCtx context.Context, j pouw.ProofJob, b backends.B
 	case err != nil:
 		return nil, 0, OutcomeFailed, err.Error()
 	}
+	// The aggregate proof is bound to this job and the prover the
+	// coordinator verifies for, as every proof is.
+	batch := backends.Statement{TraceHash: j.TraceHash, JobID: j.JobID, ProverID: a.proverID(j)}
 	start := time.Now()
 	if a.isolated(j.Backend) {
-		proof, err = a.o.Workers.Aggregate(jobCtx, a.slots[pl.Slot], j.Backend, sts, proofs)
+		proof, err = a.o.Workers.Aggregate(jobCtx, a.slots[pl.Slot], j.Backend, batch, sts, proofs)
 	} else {
-		proof, err = agg.Aggregate(jobCtx, sts, proofs)
+		proof, err = agg.Aggregate(jobCtx, batch, sts, proofs)
 	}
 	proving = time.Since(start)
 	if err != nil {

@@ -137,7 +137,8 @@ func TestWorkerProvesAnAggregationRequest(t *testing.T) {
 	send := serveInProcess(t, reg)
 
 	// Malformed requests are answered with an error and the worker goes on.
-	req, body, err := encodeAggregateRequest(b.Name(), c.Statements, c.Proofs)
+	batch := backends.Statement{TraceHash: pouw.Hash{0xba}, JobID: "agg-job", ProverID: "aggregator"}
+	req, body, err := encodeAggregateRequest(b.Name(), batch, c.Statements, c.Proofs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,12 +172,18 @@ func TestWorkerProvesAnAggregationRequest(t *testing.T) {
 		t.Fatalf("worker: %s", resp.Error)
 	}
 	t.Logf("aggregate proof in the worker: %d bytes in %v", len(proof), time.Since(t0).Round(time.Millisecond))
-	if err := b.VerifyAggregate(context.Background(), c.Statements, proof); err != nil {
+	if err := b.VerifyAggregate(context.Background(), batch, c.Statements, proof); err != nil {
 		t.Fatalf("the worker's aggregate proof does not verify: %v", err)
 	}
 	rev := []backends.Statement{c.Statements[1], c.Statements[0]}
-	if err := b.VerifyAggregate(context.Background(), rev, proof); !errors.Is(err, backends.ErrProofRejected) {
+	if err := b.VerifyAggregate(context.Background(), batch, rev, proof); !errors.Is(err, backends.ErrProofRejected) {
 		t.Errorf("aggregate proof verified for the children reordered: %v", err)
+	}
+	// The worker bound the proof to the request's job and prover.
+	thief := batch
+	thief.ProverID = "thief"
+	if err := b.VerifyAggregate(context.Background(), thief, c.Statements, proof); !errors.Is(err, backends.ErrProofRejected) {
+		t.Errorf("aggregate proof verified for another prover: %v", err)
 	}
 }
 
@@ -184,7 +191,7 @@ func TestWorkerProvesAnAggregationRequest(t *testing.T) {
 // the backend refuses it (child 0's proof does not prove child 0).
 func swapChildren(t *testing.T, c *AggregateChildren) []byte {
 	t.Helper()
-	_, body, err := encodeAggregateRequest("aggregate", c.Statements, [][]byte{c.Proofs[1], c.Proofs[0]})
+	_, body, err := encodeAggregateRequest("aggregate", backends.Statement{}, c.Statements, [][]byte{c.Proofs[1], c.Proofs[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,9 +208,13 @@ func TestAggregateRequestRoundTrips(t *testing.T) {
 		sts = append(sts, backends.Statement{Header: &tr.Header, TraceHash: pouw.Hash{byte(i + 1)}, JobID: fmt.Sprintf("job-%d", i), ProverID: fmt.Sprintf("p%d", i)})
 	}
 	proofs := [][]byte{[]byte("proof zero"), {}}
-	req, body, err := encodeAggregateRequest("aggregate", sts, proofs)
+	batch := backends.Statement{TraceHash: pouw.Hash{0xba}, JobID: "agg", ProverID: "p"}
+	req, body, err := encodeAggregateRequest("aggregate", batch, sts, proofs)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if req.JobID != batch.JobID || req.ProverID != batch.ProverID || req.TraceHash != batch.TraceHash {
+		t.Errorf("request %+v does not carry the batch statement %+v", req, batch)
 	}
 	gotSts, gotProofs, err := decodeAggregateRequest(req, body)
 	if err != nil {
@@ -218,7 +229,7 @@ func TestAggregateRequestRoundTrips(t *testing.T) {
 			t.Errorf("child %d: proof %q, want %q", i, gotProofs[i], proofs[i])
 		}
 	}
-	if _, _, err := encodeAggregateRequest("aggregate", sts, proofs[:1]); err == nil {
+	if _, _, err := encodeAggregateRequest("aggregate", batch, sts, proofs[:1]); err == nil {
 		t.Error("encoded two statements with one proof")
 	}
 }
@@ -229,7 +240,7 @@ func TestAggregateRequestRoundTrips(t *testing.T) {
 func FuzzDecodeAggregateRequest(f *testing.F) {
 	trs := ChildTraces(f)
 	sts := []backends.Statement{{Header: &trs[0].Header, JobID: "a"}, {Header: &trs[1].Header, JobID: "b"}}
-	req, body, err := encodeAggregateRequest("aggregate", sts, [][]byte{{1, 2, 3}, {4}})
+	req, body, err := encodeAggregateRequest("aggregate", backends.Statement{JobID: "agg"}, sts, [][]byte{{1, 2, 3}, {4}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -251,7 +262,8 @@ func FuzzDecodeAggregateRequest(f *testing.F) {
 		if len(sts) > pouw.MaxBatch || len(sts) != len(proofs) {
 			t.Fatalf("%d statements, %d proofs", len(sts), len(proofs))
 		}
-		req2, body2, err := encodeAggregateRequest(req.Backend, sts, proofs)
+		batch := backends.Statement{TraceHash: req.TraceHash, JobID: req.JobID, ProverID: req.ProverID}
+		req2, body2, err := encodeAggregateRequest(req.Backend, batch, sts, proofs)
 		if err != nil {
 			t.Fatalf("accepted request does not re-encode: %v", err)
 		}

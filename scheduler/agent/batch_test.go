@@ -159,6 +159,13 @@ func newBatchCoord(t *testing.T, backend string, children []batchChild) *batchCo
 	return c
 }
 
+// batch is the aggregation job's statement as the coordinator verifies it:
+// the manifest's hash, the job and the prover it was leased to.
+func (c *batchCoord) batch() backends.Statement {
+	j := c.lease.Job
+	return backends.Statement{TraceHash: j.TraceHash, JobID: j.JobID, ProverID: j.ProverID}
+}
+
 // statements are the children's statements as a verifier derives them:
 // the header of the trace blob, trace_hash, the child's id and the prover
 // that completed it.
@@ -240,13 +247,13 @@ func (b *recordingAggregator) Verify(context.Context, backends.Statement, []byte
 func (b *recordingAggregator) Estimate(*trace.Header) backends.Resources {
 	return backends.Resources{Cores: 1}
 }
-func (b *recordingAggregator) Aggregate(context.Context, []backends.Statement, [][]byte) ([]byte, error) {
+func (b *recordingAggregator) Aggregate(context.Context, backends.Statement, []backends.Statement, [][]byte) ([]byte, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.calls++
 	return nil, errors.New("recordingAggregator aggregates nothing")
 }
-func (b *recordingAggregator) VerifyAggregate(context.Context, []backends.Statement, []byte) error {
+func (b *recordingAggregator) VerifyAggregate(context.Context, backends.Statement, []backends.Statement, []byte) error {
 	return errors.New("recordingAggregator verifies nothing")
 }
 
@@ -445,13 +452,18 @@ func TestAggregationJobIsProvedOverItsChildrensAcceptedProofs(t *testing.T) {
 		t.Fatalf("%d proofs submitted, want 1", len(submitted))
 	}
 	sts := c.statements(t)
-	if err := b.VerifyAggregate(context.Background(), sts, submitted[0]); err != nil {
+	if err := b.VerifyAggregate(context.Background(), c.batch(), sts, submitted[0]); err != nil {
 		t.Fatalf("the submitted aggregate proof does not verify for the children's statements: %v", err)
 	}
 	other := slices.Clone(sts)
 	other[1].ProverID = "someone-else"
-	if err := b.VerifyAggregate(context.Background(), other, submitted[0]); !errors.Is(err, backends.ErrProofRejected) {
+	if err := b.VerifyAggregate(context.Background(), c.batch(), other, submitted[0]); !errors.Is(err, backends.ErrProofRejected) {
 		t.Errorf("aggregate proof verified with child 1 bound to another prover: %v", err)
+	}
+	thief := c.batch()
+	thief.ProverID = "someone-else"
+	if err := b.VerifyAggregate(context.Background(), thief, sts, submitted[0]); !errors.Is(err, backends.ErrProofRejected) {
+		t.Errorf("aggregate proof verified for another aggregating prover: %v", err)
 	}
 }
 
@@ -481,7 +493,7 @@ func TestAggregationJobIsProvedInAWorkerProcess(t *testing.T) {
 	if len(submitted) != 1 {
 		t.Fatalf("%d proofs submitted, want 1", len(submitted))
 	}
-	if err := b.VerifyAggregate(context.Background(), c.statements(t), submitted[0]); err != nil {
+	if err := b.VerifyAggregate(context.Background(), c.batch(), c.statements(t), submitted[0]); err != nil {
 		t.Fatalf("the worker's aggregate proof does not verify for the children's statements: %v", err)
 	}
 }

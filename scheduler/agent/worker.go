@@ -172,7 +172,8 @@ func serveOne(ctx context.Context, req workRequest, raw []byte, reg *backends.Re
 		if err != nil {
 			return nil, err
 		}
-		return agg.Aggregate(ctx, sts, proofs)
+		batch := backends.Statement{TraceHash: req.TraceHash, JobID: req.JobID, ProverID: req.ProverID}
+		return agg.Aggregate(ctx, batch, sts, proofs)
 	}
 	t, err := trace.Decode(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
@@ -184,14 +185,17 @@ func serveOne(ctx context.Context, req workRequest, raw []byte, reg *backends.Re
 
 // encodeAggregateRequest builds the request and body of an aggregation
 // request for children and their proofs.
-func encodeAggregateRequest(backend string, children []backends.Statement, proofs [][]byte) (workRequest, []byte, error) {
+func encodeAggregateRequest(backend string, batch backends.Statement, children []backends.Statement, proofs [][]byte) (workRequest, []byte, error) {
 	if len(children) != len(proofs) {
 		return workRequest{}, nil, fmt.Errorf("aggregate: %d statements and %d proofs", len(children), len(proofs))
 	}
 	if len(children) == 0 || len(children) > pouw.MaxBatch {
 		return workRequest{}, nil, fmt.Errorf("aggregate: %d children (1..%d)", len(children), pouw.MaxBatch)
 	}
-	req := workRequest{Backend: backend, Children: make([]workChild, len(children))}
+	// The request's own job, prover and trace hash are the batch's: the
+	// aggregate proof is bound to them.
+	req := workRequest{Backend: backend, JobID: batch.JobID, ProverID: batch.ProverID, TraceHash: batch.TraceHash,
+		Children: make([]workChild, len(children))}
 	var body []byte
 	for i, c := range children {
 		if c.Header == nil {
@@ -383,8 +387,8 @@ func (p *WorkerPool) Prove(ctx context.Context, slot scheduler.Slot, backend str
 // Aggregate proves an aggregate proof over children's proofs (the
 // aggregation job of a batch) with backend in a worker of slot. When ctx
 // ends first the worker is killed and ctx's error returned.
-func (p *WorkerPool) Aggregate(ctx context.Context, slot scheduler.Slot, backend string, children []backends.Statement, proofs [][]byte) ([]byte, error) {
-	req, body, err := encodeAggregateRequest(backend, children, proofs)
+func (p *WorkerPool) Aggregate(ctx context.Context, slot scheduler.Slot, backend string, batch backends.Statement, children []backends.Statement, proofs [][]byte) ([]byte, error) {
+	req, body, err := encodeAggregateRequest(backend, batch, children, proofs)
 	if err != nil {
 		return nil, err
 	}
