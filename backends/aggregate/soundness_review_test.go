@@ -33,6 +33,11 @@ import (
 // the n-th for the three logUp identities). The ablation harness panics in
 // the test when the named assertion is not found, so renaming one in
 // intent_circuit.go fails loudly instead of silently ablating nothing.
+//
+// Checked by mutation (go test -overlay with a changed intent_circuit.go):
+// dropping q0 from the range lookup makes "ADD result off by one" and
+// "wrong quotient" report HOLE; dropping the OutMask booleanity makes the
+// output-mask forgery report HOLE.
 
 var field = ecc.BLS12_377.ScalarField()
 
@@ -184,6 +189,10 @@ type forgeRow struct {
 	// staleA: the ra read returns ra's start value and names time 0,
 	// ignoring later writes.
 	staleA bool
+	// selfB: the rb read names its own time (gap −1, a limb that is not a
+	// byte), so its read and write tuples cancel and it returns vb freely;
+	// rb's memory cell is left as it was (rb must not be accessed again).
+	selfB bool
 }
 
 // forgery is a forged execution: witness plus the (false) statement it
@@ -293,7 +302,13 @@ func forge(t *testing.T, p Params, prog *trace.Program, stmtStart [trace.NumRegs
 			return claimed
 		}
 		va := access(0, r.ra, r.va, r.staleA)
-		vb := access(1, r.rb, r.vb, false)
+		var vb *big.Int
+		if r.selfB {
+			vb = r.vb
+			w.Gap[1][0], w.Gap[1][1] = new(big.Int).Sub(rField, bi(1)), 0
+		} else {
+			vb = access(1, r.rb, r.vb, false)
+		}
 		w.Va, w.Vb = va, vb
 		// t = va·Y + Z exactly as the circuit forms it from the flags.
 		add := func(xs ...*big.Int) *big.Int {
@@ -632,6 +647,19 @@ func attacks() []attack {
 			},
 			stopped:    ablation{siteIdentity, identityMemory},
 			falseClaim: differsFromVM(staleSrc, 0, 10),
+		},
+		{
+			name: "read names its own time (gap −1) and returns any value",
+			build: func(t *testing.T, p Params) *forgery {
+				s, w := startOf(3, 4)
+				return forge(t, p, mustProg(t, sumSrc), s, w, func(i int, pc *big.Int, r *forgeRow) {
+					if i == 0 { // r1's only access
+						r.selfB, r.vb = true, bi(100)
+					}
+				})
+			},
+			stopped:    ablation{siteIdentity, identityRange},
+			falseClaim: differsFromVM(sumSrc, 3, 4),
 		},
 		{
 			name: "register index out of range (MOV r4, r3 as ra = 19, rb = −1)",
