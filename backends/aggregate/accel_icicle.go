@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/consensys/gnark/backend"
@@ -60,11 +61,6 @@ func newAccelOn(log *slog.Logger, b icicle.Backend) *accel {
 
 // probe loads ICICLE's backend b and counts its devices.
 func probe(b icicle.Backend) (n int, reason string) {
-	defer func() {
-		if r := recover(); r != nil {
-			n, reason = 0, fmt.Sprintf("ICICLE panicked: %v", r)
-		}
-	}()
 	if b != icicle.CPU { // the CPU backend is built into ICICLE's libraries
 		if e := icicle_runtime.LoadBackendFromEnvOrDefault(); e != icicle_runtime.Success {
 			return 0, fmt.Sprintf("ICICLE's %s backend did not load from $ICICLE_BACKEND_INSTALL_DIR (%q) nor /opt/icicle/lib/backend: %s",
@@ -73,22 +69,34 @@ func probe(b icicle.Backend) (n int, reason string) {
 	}
 	dev := icicle_runtime.CreateDevice(b.String(), 0)
 	if !icicle_runtime.IsDeviceAvailable(&dev) {
-		return 0, fmt.Sprintf("ICICLE has no %s device type registered", b)
+		return 0, fmt.Sprintf("ICICLE has no %s device type registered (no %s backend library in the backend directory)", b, b)
 	}
-	var e icicle_runtime.EIcicleError
+	// ICICLE's device is per OS thread, and a thread whose SetDevice fails
+	// stays on ICICLE's CPU device, which would count itself: set and count
+	// on a thread of our own, which exits with the goroutine (never
+	// unlocked), taking the device setting with it.
 	done := make(chan struct{})
-	icicle_runtime.RunOnDevice(&dev, func(...any) {
+	go func() {
 		defer close(done)
-		n, e = icicle_runtime.GetDeviceCount()
-	})
+		defer func() {
+			if r := recover(); r != nil {
+				n, reason = 0, fmt.Sprintf("ICICLE panicked: %v", r)
+			}
+		}()
+		runtime.LockOSThread()
+		if e := icicle_runtime.SetDevice(&dev); e != icicle_runtime.Success {
+			n, reason = 0, fmt.Sprintf("ICICLE cannot use %s device 0 (CUDA_VISIBLE_DEVICES=%q): %s", b, os.Getenv("CUDA_VISIBLE_DEVICES"), e.AsString())
+			return
+		}
+		var e icicle_runtime.EIcicleError
+		if n, e = icicle_runtime.GetDeviceCount(); e != icicle_runtime.Success {
+			n, reason = 0, fmt.Sprintf("counting %s devices: %s", b, e.AsString())
+		} else if n == 0 {
+			reason = fmt.Sprintf("ICICLE found no %s device", b)
+		}
+	}()
 	<-done
-	switch {
-	case e != icicle_runtime.Success:
-		return 0, fmt.Sprintf("counting %s devices: %s", b, e.AsString())
-	case n == 0:
-		return 0, fmt.Sprintf("ICICLE found no %s device (CUDA_VISIBLE_DEVICES=%q)", b, os.Getenv("CUDA_VISIBLE_DEVICES"))
-	}
-	return n, ""
+	return n, reason
 }
 
 // devices returns how many devices ICICLE proves on, and why none.
