@@ -48,6 +48,13 @@ func LoadOrSetup(ctx context.Context, p Params, root string, log *slog.Logger) (
 	if k, err := loadChecked(dir, p); err == nil {
 		return k, false, nil
 	}
+	// Setups only write under the lock, so any setup directory left now is
+	// from a process that died mid-setup.
+	if stale, err := filepath.Glob(filepath.Join(root, ".setup-*")); err == nil {
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
+	}
 	tmp, err := os.MkdirTemp(root, ".setup-*")
 	if err != nil {
 		return nil, false, err
