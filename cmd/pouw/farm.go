@@ -204,10 +204,23 @@ func workerPool(logger *slog.Logger, maxTrace int64, aggregateDirs []string) *ag
 				args = append(args, "--aggregate-keys", strings.Join(aggregateDirs, ","))
 			}
 			cmd := exec.Command(exe, args...)
-			cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(max(slot.Capacity.Cores, 1)))
+			cmd.Env = append(os.Environ(), workerEnv(slot)...)
 			return cmd
 		},
 	}
+}
+
+// workerEnv is what a slot's worker process adds to the environment: its
+// cores as GOMAXPROCS, and only its own GPU visible to CUDA (none on a CPU
+// slot). An icicle build proves on CUDA device 0 of what it can see, and
+// NVML's indices (the slot's) follow the PCI bus order, which CUDA's order
+// only does when asked to.
+func workerEnv(slot scheduler.Slot) []string {
+	env := []string{"GOMAXPROCS=" + strconv.Itoa(max(slot.Capacity.Cores, 1)), "CUDA_DEVICE_ORDER=PCI_BUS_ID"}
+	if slot.Kind == scheduler.GPU && slot.GPUIndex >= 0 {
+		return append(env, "CUDA_VISIBLE_DEVICES="+strconv.Itoa(slot.GPUIndex))
+	}
+	return append(env, "CUDA_VISIBLE_DEVICES=")
 }
 
 func newWorkerCmd() *cobra.Command {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"testing"
+
+	"github.com/pouwfarm/pouwfarm/scheduler"
 )
 
 func TestFarmRefusesNonsensicalFlagsWithOneLine(t *testing.T) {
@@ -37,5 +40,21 @@ func TestFarmRefusesNonsensicalFlagsWithOneLine(t *testing.T) {
 				t.Fatalf("pouw %v = %v, want %q", args, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestWorkerEnvShowsEachWorkerOnlyItsGPU(t *testing.T) {
+	for _, tc := range []struct {
+		slot scheduler.Slot
+		want []string
+	}{
+		{scheduler.Slot{ID: "cpu0", Kind: scheduler.CPU, GPUIndex: -1, Capacity: scheduler.Resources{Cores: 4}},
+			[]string{"GOMAXPROCS=4", "CUDA_DEVICE_ORDER=PCI_BUS_ID", "CUDA_VISIBLE_DEVICES="}},
+		{scheduler.Slot{ID: "gpu3", Kind: scheduler.GPU, GPUIndex: 3},
+			[]string{"GOMAXPROCS=1", "CUDA_DEVICE_ORDER=PCI_BUS_ID", "CUDA_VISIBLE_DEVICES=3"}},
+	} {
+		if got := workerEnv(tc.slot); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.slot.ID, got, tc.want)
+		}
 	}
 }
