@@ -743,3 +743,49 @@ func TestCompletedAttemptIsBuiltFromTheJob(t *testing.T) {
 		})
 	}
 }
+
+// Many coordinators, each with many concurrent ingest requests, all enqueue
+// successfully with distinct created_seq: an enqueue whose candidate ids
+// fall behind the counter retries with a wider window instead of giving up
+// with "created_seq kept moving" (seen filling a 1M queue with 16 workers on
+// a loaded machine).
+func TestConcurrentEnqueuesAllSucceedWithDistinctSeqs(t *testing.T) {
+	ctx := context.Background()
+	prefix := uniquePrefix()
+	const coordinators, workers, each = 4, 16, 15
+	var stores []store.Store
+	for range coordinators {
+		stores = append(stores, newStore(t, newClient(t, shared.Addr()), prefix, store.DefaultOptions()))
+	}
+	clk := freezeClock(t, newClient(t, shared.Addr()), prefix)
+	setup(t, stores[0])
+	deadline := clk.Now(t).Add(time.Hour).UnixMilli()
+	var (
+		mu   sync.Mutex
+		seqs = map[uint64]string{}
+		wg   sync.WaitGroup
+	)
+	for ci, s := range stores {
+		for w := range workers {
+			wg.Go(func() {
+				for i := range each {
+					j, created, err := s.Enqueue(ctx, jobReq((ci*workers+w)*each+i, deadline))
+					if err != nil || !created {
+						t.Errorf("enqueue: created %t, %v", created, err)
+						return
+					}
+					mu.Lock()
+					if other, dup := seqs[j.CreatedSeq]; dup {
+						t.Errorf("created_seq %d given to %s and %s", j.CreatedSeq, other, j.JobID)
+					}
+					seqs[j.CreatedSeq] = j.JobID
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if want := coordinators * workers * each; len(seqs) != want {
+		t.Fatalf("%d distinct created_seq, want %d", len(seqs), want)
+	}
+}

@@ -286,8 +286,12 @@ func (s *Store) Enqueue(ctx context.Context, req store.EnqueueRequest) (pouw.Pro
 	// counter past them it answers with the counter and we derive again.
 	base := s.seqHint.Load()
 	for try := 0; try < maxEnqueueTries; try++ {
-		args = append(args[:fixed], base, seqCandidates)
-		for i := uint64(1); i <= seqCandidates; i++ {
+		// The window doubles after each miss (up to maxSeqCandidates): under
+		// many concurrent enqueuers a fixed window can keep falling behind
+		// the counter for one unlucky caller until it gives up.
+		n := min(uint64(seqCandidates)<<min(try, 8), maxSeqCandidates)
+		args = append(args[:fixed], base, n)
+		for i := uint64(1); i <= n; i++ {
 			args = append(args, pouw.JobID(req.IntentID, req.TraceHash, req.Tier, base+i))
 		}
 		v, err := s.runMoney(ctx, "enqueue", s.s.enqueue, args...)
@@ -337,8 +341,10 @@ func (s *Store) Enqueue(ctx context.Context, req store.EnqueueRequest) (pouw.Pro
 }
 
 const (
-	// seqCandidates job ids are derived per enqueue attempt.
-	seqCandidates = 8
+	// seqCandidates job ids are derived for a first enqueue attempt, and
+	// twice as many after each miss, up to maxSeqCandidates.
+	seqCandidates    = 8
+	maxSeqCandidates = 256
 	// maxEnqueueTries bounds the retries when other enqueuers keep moving
 	// the counter.
 	maxEnqueueTries = 64
