@@ -307,6 +307,14 @@ func beaconFlag(s string) ([]byte, error) {
 	return b, nil
 }
 
+// requiredBeacon is beaconFlag for the seal commands, which need one.
+func requiredBeacon(s string) ([]byte, error) {
+	if s == "" {
+		return nil, fmt.Errorf("--beacon: required (a public random value fixed after the last contribution)")
+	}
+	return beaconFlag(s)
+}
+
 func newCeremonyPhase1Cmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "phase1",
@@ -379,12 +387,9 @@ func newCeremonyPhase1Cmd() *cobra.Command {
 		Short: "Verify a phase-1 transcript and seal it with a public beacon into an SRS",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			beacon, err := beaconFlag(sBeacon)
+			beacon, err := requiredBeacon(sBeacon)
 			if err != nil {
 				return err
-			}
-			if beacon == nil {
-				return fmt.Errorf("--beacon: required (a public random value fixed after the last contribution)")
 			}
 			r, i, err := aggregate.Phase1Seal(cmd.Context(), files, beacon, sOut, ceremonyLog(cmd))
 			if err != nil {
@@ -500,12 +505,9 @@ recompute the seal and check the sealed keys file is it.`,
 		Short: "Verify a phase-2 transcript and seal it with a public beacon into keys",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			beacon, err := beaconFlag(sBeacon)
+			beacon, err := requiredBeacon(sBeacon)
 			if err != nil {
 				return err
-			}
-			if beacon == nil {
-				return fmt.Errorf("--beacon: required (a public random value fixed after the last contribution)")
 			}
 			r, i, err := aggregate.Phase2Seal(cmd.Context(), kind, aggregate.Phase2Source{SRS: srs, IntentKeys: intentKeys}, files, beacon, sOut, ceremonyLog(cmd))
 			if err != nil {

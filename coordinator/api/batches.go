@@ -57,14 +57,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request, _ caller) e
 			}
 		}
 	}
-	deadline := req.DeadlineMs
-	if deadline == 0 {
-		deadline = s.opts.Clock.Now().Add(s.opts.DefaultTTL).UnixMilli()
-	}
-	retries := req.MaxRetries
-	if retries == 0 {
-		retries = s.opts.DefaultMaxRetries
-	}
+	deadline, retries := s.jobDefaults(req.DeadlineMs, req.MaxRetries)
 
 	children := make([]pouw.ProofJob, len(req.Intents))
 	m := pouw.BatchManifest{Backend: backend, Children: make([]pouw.BatchChild, len(req.Intents))}

@@ -315,14 +315,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ caller) 
 			return err
 		}
 	}
-	deadline := req.DeadlineMs
-	if deadline == 0 {
-		deadline = s.opts.Clock.Now().Add(s.opts.DefaultTTL).UnixMilli()
-	}
-	retries := req.MaxRetries
-	if retries == 0 {
-		retries = s.opts.DefaultMaxRetries
-	}
+	deadline, retries := s.jobDefaults(req.DeadlineMs, req.MaxRetries)
 	job, created, err := s.store.Enqueue(ctx, store.EnqueueRequest{
 		Tier: req.Tier, IntentID: req.IntentID, TraceHash: req.TraceHash,
 		TraceRef: req.TraceHash.String(), TraceBytes: info.Size,
@@ -340,6 +333,18 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ caller) 
 	}
 	writeJSON(w, status, pouw.IngestResponse{Job: job, Created: created})
 	return nil
+}
+
+// jobDefaults fills in the coordinator's defaults for a request that left
+// the deadline (now + DefaultTTL) or max_retries out (0).
+func (s *Server) jobDefaults(deadlineMs int64, maxRetries uint32) (int64, uint32) {
+	if deadlineMs == 0 {
+		deadlineMs = s.opts.Clock.Now().Add(s.opts.DefaultTTL).UnixMilli()
+	}
+	if maxRetries == 0 {
+		maxRetries = s.opts.DefaultMaxRetries
+	}
+	return deadlineMs, maxRetries
 }
 
 func hashParam(r *http.Request) (pouw.Hash, error) {
