@@ -1391,7 +1391,7 @@ func (k mpcKit[P1, C, P2, E, R, PP1, PC, PP2]) phase2Decode(b []byte, logN uint8
 			return err
 		}
 		if z != 1<<logN-1 {
-			return fmt.Errorf("Z of %d points in a 2^%d file", z, logN)
+			return fmt.Errorf("the Z section has %d points in a 2^%d file", z, logN)
 		}
 		if err := s.points(1, k.g2); err != nil {
 			return err

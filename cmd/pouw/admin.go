@@ -201,7 +201,7 @@ Sending the same batch again returns the same jobs.` + apiHelp,
 					}
 				}
 				if len(args) == 0 {
-					return errors.New("--batch needs trace files: pouw ingest --batch A.trace B.trace ...")
+					return errors.New("--batch needs trace files (pouw ingest --batch A.trace B.trace)")
 				}
 				return ingestBatch(cmd.Context(), c, &a, cmd, args, batchOptions{fee: fee, reward: reward, batchFee: batchFee,
 					batchReward: batchReward, retries: retries, ttl: ttl})
