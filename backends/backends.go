@@ -118,6 +118,14 @@ type Aggregator interface {
 	VerifyAggregate(ctx context.Context, batch Statement, children []Statement, proof []byte) error
 }
 
+// BatchChecker is implemented by aggregators that can tell, from the
+// children's trace headers alone, whether they can prove a batch (a key set
+// for its size class and k), so a batch they cannot prove is refused at
+// ingest instead of dying at every farm that claims it.
+type BatchChecker interface {
+	CheckBatch(children []*trace.Header) error
+}
+
 // Serves reports whether b proves jobs of tier t.
 func Serves(b Backend, t pouw.JobTier) bool { return slices.Contains(b.Tiers(), t) }
 

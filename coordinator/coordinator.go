@@ -34,6 +34,7 @@ import (
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/coordinator/store/boltstore"
 	"github.com/pouwfarm/pouwfarm/coordinator/store/redisstore"
+	"github.com/pouwfarm/pouwfarm/trace"
 )
 
 // Config is everything a coordinator needs; zero values take the defaults
@@ -240,7 +241,7 @@ func New(ctx context.Context, cfg Config) (_ *Coordinator, err error) {
 	if verifier == nil && cfg.Backends != nil {
 		verifier = BackendVerifier{Registry: cfg.Backends, Blobs: c.Blobs, Jobs: c.Store}
 	}
-	batch := batchBackend(cfg.Backends)
+	batch, batchCheck := batchBackend(cfg.Backends)
 	if batch != "" {
 		c.log.Info("batches: aggregation backend configured", "backend", batch)
 	}
@@ -252,7 +253,7 @@ func New(ctx context.Context, cfg Config) (_ *Coordinator, err error) {
 		AdminToken: c.admin, PublicRead: cfg.PublicRead, Tiers: cfg.Tiers, Limits: cfg.Limits,
 		VerifyBudget: cfg.VerifyBudget, Abuse: cfg.Abuse, MaxVerifyAttempts: cfg.MaxVerifyAttempts,
 		TokenTTL: cfg.TokenTTL, RotateGrace: cfg.RotateGrace, CheckTraceHeader: true,
-		BindClientCert: cfg.ClientCA != "", BatchBackend: batch,
+		BindClientCert: cfg.ClientCA != "", BatchBackend: batch, BatchCheck: batchCheck,
 	})
 	if err != nil {
 		return nil, err
@@ -292,18 +293,21 @@ const aggregateBackend = "aggregate"
 // batchBackend is the backend that proves batches (POST /v1/pouw/batches):
 // "aggregate" when the registry has it and it aggregates proofs, else none
 // and batches are refused.
-func batchBackend(reg *backends.Registry) string {
+func batchBackend(reg *backends.Registry) (string, func([]*trace.Header) error) {
 	if reg == nil {
-		return ""
+		return "", nil
 	}
 	b, err := reg.Get(aggregateBackend)
 	if err != nil {
-		return ""
+		return "", nil
 	}
 	if _, ok := b.(backends.Aggregator); !ok {
-		return ""
+		return "", nil
 	}
-	return aggregateBackend
+	if c, ok := b.(backends.BatchChecker); ok {
+		return aggregateBackend, c.CheckBatch
+	}
+	return aggregateBackend, nil
 }
 
 func withDefaults(cfg Config) Config {

@@ -39,7 +39,10 @@ type Backend struct {
 	accel *accel // Groth16 prover: gnark's, or ICICLE's in the icicle build
 }
 
-var _ backends.Aggregator = (*Backend)(nil)
+var (
+	_ backends.Aggregator   = (*Backend)(nil)
+	_ backends.BatchChecker = (*Backend)(nil)
+)
 
 // New builds the backend over the given key sets.
 func New(o Options) (*Backend, error) {
@@ -395,6 +398,23 @@ func (b *Backend) VerifyAggregate(ctx context.Context, batch backends.Statement,
 		return err
 	}
 	return verifyAggregate(ks, batch, e.proof, ds)
+}
+
+// CheckBatch says whether a batch of Macro intents with these headers can be
+// proved and aggregated with the loaded keys: each a valid Macro header, and
+// a key set whose size class and program table take all of them and whose k
+// is their number. ErrNoKeys when none does.
+func (b *Backend) CheckBatch(children []*trace.Header) error {
+	sts := make([]backends.Statement, len(children))
+	for i, h := range children {
+		sts[i] = backends.Statement{Header: h}
+	}
+	ss, err := b.childStatements(sts)
+	if err != nil {
+		return err
+	}
+	_, err = b.keysFor(ss, len(ss))
+	return err
 }
 
 func (b *Backend) childStatements(children []backends.Statement) ([]intentStatement, error) {

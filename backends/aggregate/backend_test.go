@@ -265,3 +265,32 @@ func TestCancelledProveReturnsPromptly(t *testing.T) {
 		t.Fatal("Prove did not return within a second of the cancellation")
 	}
 }
+
+func TestCheckBatchSaysWhatTheKeysCanProve(t *testing.T) {
+	b := testBackend(t) // steps 2^8, k = 2
+	small := &execute(t, fibSrc, 10).Header
+	other := &execute(t, mixSrc, 5, 1).Header
+	large := &execute(t, loopSrc, 100).Header // 403 steps > 2^8
+	full, err := trace.Batch([]trace.Intent{
+		{Program: trace.MustAssemble(fibSrc), Inputs: []uint64{7}},
+		{Program: trace.MustAssemble(mixSrc), Inputs: []uint64{2, 9}},
+	}, 1<<20, pouw.TierFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckBatch([]*trace.Header{small, other}); err != nil {
+		t.Fatalf("a batch the keys take: %v", err)
+	}
+	for name, c := range map[string]struct {
+		hs   []*trace.Header
+		want error
+	}{
+		"too many steps":  {[]*trace.Header{small, large}, ErrNoKeys},
+		"k the keys lack": {[]*trace.Header{small, other, small, other}, ErrNoKeys},
+		"a full trace":    {[]*trace.Header{small, &full.Header}, backends.ErrProofRejected},
+	} {
+		if err := b.CheckBatch(c.hs); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+}

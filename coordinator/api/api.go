@@ -27,6 +27,7 @@ import (
 	"github.com/pouwfarm/pouwfarm/coordinator/blob"
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/pouw"
+	"github.com/pouwfarm/pouwfarm/trace"
 )
 
 // Limits bound request bodies (413 beyond).
@@ -139,6 +140,10 @@ type Options struct {
 	// Verifier can check) that proves batches and their children; empty:
 	// POST /v1/pouw/batches is refused (409 conflict).
 	BatchBackend string
+	// BatchCheck, when set, refuses a batch the batch backend cannot prove
+	// (no key set for its children's size or its k), given the children's
+	// trace headers (read when CheckTraceHeader is on).
+	BatchCheck func(children []*trace.Header) error
 }
 
 func (o Options) withDefaults() Options {

@@ -12,6 +12,7 @@ import (
 	"github.com/pouwfarm/pouwfarm/coordinator/blob"
 	"github.com/pouwfarm/pouwfarm/coordinator/store"
 	"github.com/pouwfarm/pouwfarm/pouw"
+	"github.com/pouwfarm/pouwfarm/trace"
 )
 
 // noBatchBackend is the message of a batch refused because this coordinator
@@ -42,6 +43,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request, _ caller) e
 	// Every trace must be there (and, when checked, be the Macro trace of
 	// its intent) before the first job is made.
 	sizes := make([]int64, len(req.Intents))
+	var headers []*trace.Header
 	for i, in := range req.Intents {
 		info, err := s.blobs.Stat(ctx, in.TraceHash)
 		if err != nil {
@@ -52,9 +54,16 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request, _ caller) e
 		}
 		sizes[i] = info.Size
 		if s.opts.CheckTraceHeader {
-			if err := s.checkTraceHeader(ctx, pouw.IngestRequest{Tier: pouw.TierMacro, IntentID: in.IntentID, TraceHash: in.TraceHash}); err != nil {
+			h, err := s.checkTraceHeader(ctx, pouw.IngestRequest{Tier: pouw.TierMacro, IntentID: in.IntentID, TraceHash: in.TraceHash})
+			if err != nil {
 				return fmt.Errorf("intent %d: %w", i, err)
 			}
+			headers = append(headers, h)
+		}
+	}
+	if s.opts.BatchCheck != nil && len(headers) == len(req.Intents) {
+		if err := s.opts.BatchCheck(headers); err != nil {
+			return errorf(http.StatusConflict, pouw.CodeConflict, "backend %s cannot prove this batch: %v", backend, err)
 		}
 	}
 	deadline, retries := s.jobDefaults(req.DeadlineMs, req.MaxRetries)

@@ -13,6 +13,7 @@ import (
 	"github.com/pouwfarm/pouwfarm/coordinator/api"
 	"github.com/pouwfarm/pouwfarm/coordinator/client"
 	"github.com/pouwfarm/pouwfarm/pouw"
+	"github.com/pouwfarm/pouwfarm/trace"
 	"github.com/pouwfarm/pouwfarm/trace/workload"
 )
 
@@ -447,6 +448,56 @@ func TestBatchChecksTraceHeaders(t *testing.T) {
 	res, err := admin.CreateBatch(ctx, pouw.BatchRequest{Intents: intents})
 	if err != nil || !res.Created {
 		t.Fatalf("the batch of two Macro traces: %+v, %v", res, err)
+	}
+}
+
+// TestBatchTheBackendCannotProveIsConflict: with BatchCheck set (the
+// coordinator sets it from the aggregate backend's loaded key sets), a
+// batch whose children no key set takes is refused before any job is made,
+// and the check sees every child's header in order.
+func TestBatchTheBackendCannotProveIsConflict(t *testing.T) {
+	var seen [][]*trace.Header
+	e := batchEnv(t, boltBackend(), func(o *api.Options) {
+		o.CheckTraceHeader = true
+		o.BatchCheck = func(hs []*trace.Header) error {
+			seen = append(seen, hs)
+			for _, h := range hs {
+				if h.Rows > 64 {
+					return fmt.Errorf("no key set for %d steps", h.Rows)
+				}
+			}
+			return nil
+		}
+	})
+	ctx := context.Background()
+	admin := e.client(adminToken)
+	e.deposit(100)
+	intent := func(seed, steps uint64) pouw.BatchIntent {
+		tr, err := workload.Macro("fib", seed, steps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := admin.UploadBlob(ctx, encodeTrace(t, tr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pouw.BatchIntent{IntentID: tr.Header.IntentID, TraceHash: info.Hash, FeeBudget: 2, RewardBudget: 1}
+	}
+	small, large := intent(1, 32), intent(2, 200)
+	_, err := admin.CreateBatch(ctx, pouw.BatchRequest{Intents: []pouw.BatchIntent{small, large}})
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || !strings.Contains(ae.Message, "cannot prove this batch") ||
+		!strings.Contains(ae.Message, "no key set") {
+		t.Fatalf("a batch no key set takes: %v, want 409 saying why", err)
+	}
+	if n := e.jobsCreated(); n != 0 {
+		t.Fatalf("the refused batch created %d jobs", n)
+	}
+	if len(seen) != 1 || len(seen[0]) != 2 || seen[0][0].IntentID != small.IntentID || seen[0][1].IntentID != large.IntentID {
+		t.Fatalf("the check saw %v", seen)
+	}
+	if res, err := admin.CreateBatch(ctx, pouw.BatchRequest{Intents: []pouw.BatchIntent{small, intent(3, 40)}}); err != nil || !res.Created {
+		t.Fatalf("a batch the backend takes: %+v, %v", res, err)
 	}
 }
 

@@ -311,7 +311,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ caller) 
 		return err
 	}
 	if s.opts.CheckTraceHeader {
-		if err := s.checkTraceHeader(ctx, req); err != nil {
+		if _, err := s.checkTraceHeader(ctx, req); err != nil {
 			return err
 		}
 	}

@@ -19,21 +19,21 @@ const maxHeaderBytes = 16 << 20
 // tier or intent differs from it: the verifier derives the statement from
 // that header, so such a job could never be completed, and every prover
 // that leased it would burn work and attempts on it.
-func (s *Server) checkTraceHeader(ctx context.Context, req pouw.IngestRequest) error {
+func (s *Server) checkTraceHeader(ctx context.Context, req pouw.IngestRequest) (*trace.Header, error) {
 	rd, info, err := s.blobs.Open(ctx, req.TraceHash)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rd.Close()
 	h, hlen, err := trace.DecodeHeader(rd, maxHeaderBytes)
 	if err != nil {
 		if errors.Is(err, trace.ErrFormat) {
-			return errorf(http.StatusBadRequest, pouw.CodeInvalid, "trace %s has no valid trace header: %v", req.TraceHash, err)
+			return nil, errorf(http.StatusBadRequest, pouw.CodeInvalid, "trace %s has no valid trace header: %v", req.TraceHash, err)
 		}
-		return fmt.Errorf("reading the header of trace %s: %w", req.TraceHash, err)
+		return nil, fmt.Errorf("reading the header of trace %s: %w", req.TraceHash, err)
 	}
 	if h.Tier != req.Tier || h.IntentID != req.IntentID {
-		return errorf(http.StatusBadRequest, pouw.CodeInvalid,
+		return nil, errorf(http.StatusBadRequest, pouw.CodeInvalid,
 			"the trace header says tier %s, intent %s; the request says tier %s, intent %s", h.Tier, h.IntentID, req.Tier, req.IntentID)
 	}
 	// The size check stands in for reading the rows: a truncated or padded
@@ -41,11 +41,11 @@ func (s *Server) checkTraceHeader(ctx context.Context, req pouw.IngestRequest) e
 	// header + rows × width × 8 bytes, nothing after). Validate bounds Rows
 	// (≤ 2^28) and Width, so the product cannot overflow.
 	if want := hlen + int64(h.Rows)*int64(h.Width)*8; info.Size != want {
-		return errorf(http.StatusBadRequest, pouw.CodeInvalid,
+		return nil, errorf(http.StatusBadRequest, pouw.CodeInvalid,
 			"trace %s is %d bytes but its header (%d bytes, %d rows × %d columns) implies %d: truncated or padded",
 			req.TraceHash, info.Size, hlen, h.Rows, h.Width, want)
 	}
-	return nil
+	return h, nil
 }
 
 // verifyUnavailable answers a verification that could not be made. The
