@@ -909,29 +909,7 @@ JSON line.` + apiHelp,
 					if a.asJSON {
 						return enc.Encode(ev)
 					}
-					line := fmt.Sprintf("%d  %s  %-18s", ev.ID, fmtMs(ev.AtMs), ev.Type)
-					if ev.JobID != "" {
-						line += " job=" + ev.JobID
-					}
-					if ev.Tier != nil {
-						line += " tier=" + ev.Tier.String()
-					}
-					if ev.State != "" {
-						line += " state=" + string(ev.State)
-					}
-					if ev.ProverID != "" {
-						line += " prover=" + ev.ProverID
-					}
-					if ev.Attempts > 0 {
-						line += " attempts=" + strconv.FormatUint(uint64(ev.Attempts), 10)
-					}
-					if ev.Amount > 0 {
-						line += " amount=" + strconv.FormatUint(ev.Amount, 10)
-					}
-					if ev.Reason != "" {
-						line += " reason=" + strconv.Quote(ev.Reason)
-					}
-					_, err := fmt.Fprintln(out, line)
+					_, err := fmt.Fprintln(out, eventLine(ev))
 					return err
 				},
 				Reset: func(r pouw.ResetEvent) error {
@@ -948,6 +926,41 @@ JSON line.` + apiHelp,
 	a.register(cmd)
 	cmd.Flags().Int64Var(&after, "after", -1, "start after this event id (-1: from now)")
 	return cmd
+}
+
+// eventLine is one event as pouw events prints it: id, time, type, then
+// the fields the event has.
+func eventLine(ev pouw.Event) string {
+	line := fmt.Sprintf("%d  %s  %-18s", ev.ID, fmtMs(ev.AtMs), ev.Type)
+	// Audit events say who did what (admin.action, prover.suspended).
+	if ev.Action != "" {
+		line += " action=" + ev.Action
+	}
+	if ev.Actor != "" {
+		line += " actor=" + ev.Actor
+	}
+	if ev.JobID != "" {
+		line += " job=" + ev.JobID
+	}
+	if ev.Tier != nil {
+		line += " tier=" + ev.Tier.String()
+	}
+	if ev.State != "" {
+		line += " state=" + string(ev.State)
+	}
+	if ev.ProverID != "" {
+		line += " prover=" + ev.ProverID
+	}
+	if ev.Attempts > 0 {
+		line += " attempts=" + strconv.FormatUint(uint64(ev.Attempts), 10)
+	}
+	if ev.Amount > 0 {
+		line += " amount=" + strconv.FormatUint(ev.Amount, 10)
+	}
+	if ev.Reason != "" {
+		line += " reason=" + strconv.Quote(ev.Reason)
+	}
+	return line
 }
 
 func newBlobCmd() *cobra.Command {
