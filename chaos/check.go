@@ -258,7 +258,7 @@ const maxHeader = 16 << 20
 // events, their histories, the indexes, the event stream, pool and provers,
 // and re-verifies completed proofs.
 func (c *Collector) Collect(ctx context.Context, ingested, acked []string) (Snapshot, error) {
-	st, err := redisstore.New(ctx, c.Redis, redisstore.Options{Prefix: c.Prefix, Logger: quiet})
+	st, err := redisstore.New(ctx, c.Redis, redisstore.Options{TestClock: true, Prefix: c.Prefix, Logger: quiet})
 	if err != nil {
 		return Snapshot{}, err
 	}

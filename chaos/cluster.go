@@ -119,6 +119,7 @@ func (c *cluster) coordArgs(i int) []string {
 		"--blobs", "file://" + c.blobs,
 		"--redis-prefix", c.prefix,
 		"--redis-wait-replicas", strconv.Itoa(c.waitRepl),
+		"--redis-test-clock", // the clock-jump fault moves the store clock through the test keys
 		"--lease-micro", lease, "--lease-macro", lease, "--lease-full", lease,
 		"--reap-interval", "500ms",
 		"--verify-budget", "30s",
@@ -435,7 +436,7 @@ func (w *watcher) run(ctx context.Context) {
 func (w *watcher) poll(ctx context.Context) {
 	rc := w.c.primaryClient()
 	defer rc.Close()
-	st, err := redisstore.New(ctx, rc, redisstore.Options{Prefix: w.c.prefix, Logger: slog.New(slog.DiscardHandler)})
+	st, err := redisstore.New(ctx, rc, redisstore.Options{TestClock: true, Prefix: w.c.prefix, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		w.mu.Lock()
 		w.errors++

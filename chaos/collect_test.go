@@ -40,7 +40,7 @@ func newDeployment(t *testing.T) deployment {
 	srv := redistest.Start(t, redistest.Options{})
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { rc.Close() })
-	st, err := redisstore.New(ctx, rc, redisstore.Options{Prefix: "audit", Logger: slog.New(slog.DiscardHandler)})
+	st, err := redisstore.New(ctx, rc, redisstore.Options{TestClock: true, Prefix: "audit", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

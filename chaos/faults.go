@@ -140,7 +140,7 @@ func (in *injector) inject(ctx context.Context, k FaultKind) {
 func (in *injector) checkAcked(ctx context.Context, acked []string, k FaultKind) {
 	rc := in.c.primaryClient()
 	defer rc.Close()
-	st, err := redisstore.New(ctx, rc, redisstore.Options{Prefix: in.c.prefix, Logger: quiet})
+	st, err := redisstore.New(ctx, rc, redisstore.Options{TestClock: true, Prefix: in.c.prefix, Logger: quiet})
 	if err != nil {
 		return
 	}
@@ -344,7 +344,7 @@ func (in *injector) failover(ctx context.Context, rec *FaultRecord, _ []string) 
 	if err := old.Kill(); err != nil {
 		return err
 	}
-	st, err := redisstore.New(ctx, rc, redisstore.Options{Prefix: in.c.prefix, Logger: quiet})
+	st, err := redisstore.New(ctx, rc, redisstore.Options{TestClock: true, Prefix: in.c.prefix, Logger: quiet})
 	if err != nil {
 		return err
 	}

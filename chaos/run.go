@@ -362,7 +362,7 @@ func drain(ctx context.Context, c *cluster, within time.Duration) error {
 	var last string
 	for {
 		rc := c.primaryClient()
-		st, err := redisstore.New(ctx, rc, redisstore.Options{Prefix: c.prefix, Logger: quiet})
+		st, err := redisstore.New(ctx, rc, redisstore.Options{TestClock: true, Prefix: c.prefix, Logger: quiet})
 		if err == nil {
 			var s pouw.SystemStatus
 			s, err = st.Status(ctx)

@@ -55,6 +55,9 @@ type Config struct {
 	RedisPrefix string
 	// RedisWaitReplicas makes money-moving scripts WAIT for replicas.
 	RedisWaitReplicas int
+	// RedisTestClock lets the test-only Redis clock keys move the store's
+	// clock (tests and the chaos harness; never in production).
+	RedisTestClock bool
 	// AdminToken is the admin bearer token (POUW_ADMIN_TOKEN). When empty,
 	// AdminTokenFile is read; when that is empty too, <DataDir>/admin.token
 	// is used, generated (mode 0600) on first start.
@@ -203,7 +206,7 @@ func New(ctx context.Context, cfg Config) (_ *Coordinator, err error) {
 			return nil, err
 		}
 		rs, err := redisstore.New(ctx, rc, redisstore.Options{Options: cfg.StoreOptions, Prefix: cfg.RedisPrefix,
-			WaitReplicas: cfg.RedisWaitReplicas, Logger: cfg.Logger})
+			WaitReplicas: cfg.RedisWaitReplicas, TestClock: cfg.RedisTestClock, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", redactURL(cfg.Store), err)
 		}

@@ -117,6 +117,8 @@ finish.`,
 	f.StringVar(&cfg.Blobs, "blobs", "", "file://DIR or redis://HOST:PORT/DB (default file://<data-dir>/blobs)")
 	f.StringVar(&cfg.RedisPrefix, "redis-prefix", "pouw", "deployment prefix of every Redis key")
 	f.IntVar(&cfg.RedisWaitReplicas, "redis-wait-replicas", 0, "WAIT for this many replicas after every script that moves money")
+	f.BoolVar(&cfg.RedisTestClock, "redis-test-clock", false, "let the test-only Redis clock keys move the store's clock (chaos harness only)")
+	_ = f.MarkHidden("redis-test-clock")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "file holding the admin token (when POUW_ADMIN_TOKEN is unset)")
 	f.BoolVar(&cfg.PublicRead, "public-read", false, "serve read-only routes without a token")
 	f.StringVar(&tiers, "tiers", backends.DefaultTable().String(), "tier -> backend table fixed on jobs at ingest")

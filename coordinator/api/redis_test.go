@@ -54,7 +54,7 @@ func redisOn(t testing.TB, prefix string, opts store.Options, freeze bool) (*red
 			t.Fatal(err)
 		}
 	}
-	st, err := redisstore.New(ctx, c, redisstore.Options{Options: opts, Prefix: prefix, Logger: slog.New(slog.DiscardHandler)})
+	st, err := redisstore.New(ctx, c, redisstore.Options{Options: opts, Prefix: prefix, TestClock: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,10 @@
 // everything before its first write, because Redis never rolls a script
 // back; an error reply therefore means nothing changed. Time inside the
 // scripts is Redis TIME, so every coordinator judges leases and deadlines
-// by one clock. Scripts add an offset read from a test-only key, and take
-// the base from another when it is set, so tests move time without
-// sleeping; both keys are absent in production.
+// by one clock. With Options.TestClock the scripts add an offset read from a
+// test-only key, and take the base from another when it is set, so tests
+// move time without sleeping; without it (production) they read Redis TIME
+// alone.
 //
 // # Redis settings it needs
 //

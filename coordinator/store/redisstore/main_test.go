@@ -89,7 +89,7 @@ func (k testClock) Now(t testing.TB) time.Time {
 // newStore makes a store with a fresh prefix on srv.
 func newStore(t testing.TB, c *redis.Client, prefix string, opts store.Options) *redisstore.Store {
 	t.Helper()
-	return newStoreWith(t, c, redisstore.Options{Options: opts, Prefix: prefix})
+	return newStoreWith(t, c, redisstore.Options{Options: opts, Prefix: prefix, TestClock: true})
 }
 
 func newStoreWith(t testing.TB, c *redis.Client, opts redisstore.Options) *redisstore.Store {

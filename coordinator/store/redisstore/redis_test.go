@@ -579,7 +579,7 @@ func TestWaitReplicasShortfallIsLoggedNotFatal(t *testing.T) {
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
 	c := newClient(t, srv.Addr())
-	s := newStoreWith(t, c, redisstore.Options{Prefix: "w", WaitReplicas: 1, WaitTimeout: 20 * time.Millisecond, Logger: log})
+	s := newStoreWith(t, c, redisstore.Options{Prefix: "w", TestClock: true, WaitReplicas: 1, WaitTimeout: 20 * time.Millisecond, Logger: log})
 	p, err := s.Deposit(context.Background(), 9, "a")
 	if err != nil || p.Deposited != 9 {
 		t.Fatalf("deposit with an absent replica: %+v %v", p, err)
@@ -602,9 +602,9 @@ func TestWaitReplicasShortfallIsUnavailableAndRetrySafe(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	ctx := context.Background()
 	c := newClient(t, srv.Addr())
-	strict := newStoreWith(t, c, redisstore.Options{Prefix: "ws", WaitReplicas: 1, WaitTimeout: 10 * time.Millisecond,
+	strict := newStoreWith(t, c, redisstore.Options{Prefix: "ws", TestClock: true, WaitReplicas: 1, WaitTimeout: 10 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)})
-	plain := newStoreWith(t, c, redisstore.Options{Prefix: "ws", Logger: slog.New(slog.DiscardHandler)})
+	plain := newStoreWith(t, c, redisstore.Options{Prefix: "ws", TestClock: true, Logger: slog.New(slog.DiscardHandler)})
 	if _, err := strict.Deposit(ctx, 100, "a"); err != nil {
 		t.Fatal(err)
 	}
@@ -646,7 +646,7 @@ func FuzzPendingCursor(f *testing.F) {
 	}
 	c := redis.NewClient(&redis.Options{Addr: shared.Addr()})
 	defer c.Close()
-	s, err := redisstore.New(context.Background(), c, redisstore.Options{Prefix: uniquePrefix()})
+	s, err := redisstore.New(context.Background(), c, redisstore.Options{Prefix: uniquePrefix(), TestClock: true})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -787,5 +787,35 @@ func TestConcurrentEnqueuesAllSucceedWithDistinctSeqs(t *testing.T) {
 	wg.Wait()
 	if want := coordinators * workers * each; len(seqs) != want {
 		t.Fatalf("%d distinct created_seq, want %d", len(seqs), want)
+	}
+}
+
+// Without TestClock (production) the test-only clock keys move nothing:
+// the store's clock is Redis TIME, whoever writes those keys.
+func TestProductionStoreIgnoresTheTestClockKeys(t *testing.T) {
+	ctx := context.Background()
+	prefix := uniquePrefix()
+	c := newClient(t, shared.Addr())
+	prod := newStoreWith(t, c, redisstore.Options{Prefix: prefix})
+	test := newStoreWith(t, c, redisstore.Options{Prefix: prefix, TestClock: true})
+	if err := c.IncrBy(ctx, redisstore.ClockOffsetKey(prefix), int64(24*time.Hour/time.Millisecond)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, redisstore.ClockFrozenKey(prefix), 1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := prod.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(p); d < -time.Minute || d > time.Minute {
+		t.Fatalf("production clock %v is %v from now: it read the test keys", p, d)
+	}
+	tt, err := test.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.UnixMilli(1 + int64(24*time.Hour/time.Millisecond)); !tt.Equal(want) {
+		t.Fatalf("test clock %v, want %v (frozen base + offset)", tt, want)
 	}
 }

@@ -36,6 +36,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Rand is the source of lease tokens (default crypto/rand.Reader).
 	Rand io.Reader
+	// TestClock makes the scripts read the test-only clock keys
+	// (ClockOffsetKey, ClockFrozenKey), so tests and the chaos harness can
+	// move time; without it the store's clock is Redis TIME alone.
+	TestClock bool
 }
 
 // Store is a store.Store on Redis.
@@ -94,7 +98,7 @@ func New(ctx context.Context, client redis.UniversalClient, opts Options) (*Stor
 		c:    client,
 		opts: opts,
 		keys: []string{"{" + opts.Prefix + "}:"},
-		s:    newScripts(),
+		s:    newScripts(opts.TestClock),
 		log:  opts.Logger.With("component", "redisstore", "prefix", opts.Prefix),
 	}
 	s.cfg = []any{
@@ -139,17 +143,17 @@ func (s *Store) checkConfig(ctx context.Context) {
 }
 
 // ClockOffsetKey is the test-only key whose integer value (ms) the scripts
-// add to Redis TIME. Tests INCRBY it to move the store's clock forward. In
-// production it is absent; anyone who can write it can move the clock, as
-// anyone who can write the deployment's keys can do anything.
+// of a store with Options.TestClock add to Redis TIME. Tests INCRBY it to
+// move the store's clock forward. Other stores never read it.
 func ClockOffsetKey(prefix string) string { return "{" + prefix + "}:test:clock_offset_ms" }
 
 // ClockFrozenKey is the test-only key that, when set, replaces Redis TIME
-// as the base of the store's clock (ms), so a test reads exactly the time
-// the scripts use.
+// as the base of the clock of a store with Options.TestClock (ms), so a
+// test reads exactly the time the scripts use.
 func ClockFrozenKey(prefix string) string { return "{" + prefix + "}:test:clock_frozen_ms" }
 
-// Now returns the store's clock: Redis TIME plus the test offset.
+// Now returns the store's clock: Redis TIME (plus the test offset with
+// Options.TestClock).
 func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	v, err := s.run(ctx, "now", s.s.now)
 	if err != nil {

@@ -46,9 +46,10 @@ local function hex16(n) return string.format('%016x', n) end
 local function jkey(id) return K .. 'job:' .. id end
 local function hkey(id) return K .. 'hist:' .. id end
 
--- The store's clock: Redis TIME plus the test-only offset key (absent in
--- production). Tests may also freeze the base time, so that a test reads
--- the same millisecond as the script that ran before it.
+-- The store's clock: Redis TIME plus the test-only offset key. Tests may
+-- also freeze the base time, so that a test reads the same millisecond as
+-- the script that ran before it. Without Options.TestClock this helper is
+-- replaced by prodNowMs (scripts.go), which reads Redis TIME only.
 local function now_ms()
   local v = redis.call('MGET', K .. 'test:clock_offset_ms', K .. 'test:clock_frozen_ms')
   local base = tonumber(v[2])
@@ -899,8 +900,25 @@ func assemble(body string) string {
 	return placeholders.Replace(b.String())
 }
 
-func newScripts() scripts {
-	s := func(body string) *redis.Script { return redis.NewScript(assemble(body)) }
+// prodNowMs replaces the prelude's now_ms in production scripts: Redis
+// TIME only, so the test-only clock keys, should anyone write them, move
+// nothing (and a script does one call fewer).
+const prodNowMs = `local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+// newScripts assembles every script; testClock keeps the now_ms that reads
+// the test-only clock keys.
+func newScripts(testClock bool) scripts {
+	s := func(body string) *redis.Script {
+		src := assemble(body)
+		if !testClock {
+			src = withProdClock(src)
+		}
+		return redis.NewScript(src)
+	}
 	return scripts{
 		enqueue: s(luaEnqueue), claim: s(luaClaim), renew: s(luaRenew),
 		beginVerify: s(luaBeginVerify), complete: s(luaComplete), fail: s(luaFail),
@@ -911,4 +929,17 @@ func newScripts() scripts {
 		now: s(luaNow), job: s(luaJob),
 		addToken: s(luaAddToken), revokeTokens: s(luaRevokeTokens), suspend: s(luaSuspend), audit: s(luaAudit),
 	}
+}
+
+// withProdClock swaps the test clock's now_ms in src for prodNowMs.
+func withProdClock(src string) string {
+	i := strings.Index(src, "local function now_ms()")
+	if i < 0 {
+		return src
+	}
+	j := strings.Index(src[i:], "\nend\n")
+	if j < 0 {
+		panic("redisstore: now_ms without an end")
+	}
+	return src[:i] + prodNowMs + src[i+j+len("\nend\n"):]
 }
